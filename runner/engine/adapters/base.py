@@ -1,0 +1,199 @@
+"""What every warehouse offers the executor: statements on a per-thread connection, the catalog,
+and the atomic building blocks (a table built beside the live one and swapped in one transaction)."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from ..compiler import quote
+
+
+def rel(schema: str, name: str) -> str:
+    return f"{quote(schema)}.{quote(name)}"
+
+
+def temp_name(name: str, kind: str = "tmp") -> str:
+    """A unique name beside `name` (<= 63 chars): concurrent runs never clash on temporary relations."""
+    return f"{name[:40]}__dmaas_{kind}_{secrets.token_hex(4)}"
+
+
+class Adapter:
+    type = "base"
+    dialect = "duckdb"
+    drop_cascade = ""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+
+    # --------------------------------------------------------------- connections
+    def _connect(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except Exception:  # noqa: BLE001 - closing is best effort
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> Adapter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        raise NotImplementedError
+
+    def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.execute("begin")
+        try:
+            yield
+        except BaseException:
+            self.execute("rollback")
+            raise
+        self.execute("commit")
+
+    # --------------------------------------------------------------- catalog
+    def relations(self, schemas: Sequence[str] | None = None) -> dict[tuple[str, str], str]:
+        sql = (
+            "select table_schema, table_name, table_type from information_schema.tables "
+            "where table_schema not in ('information_schema', 'pg_catalog')"
+        )
+        out = {}
+        for schema, name, kind in self.fetchall(sql):
+            if schemas is None or schema in schemas:
+                out[(schema, name)] = "view" if "VIEW" in kind.upper() else "table"
+        return out
+
+    def relation_type(self, schema: str, name: str) -> str | None:
+        rows = self.fetchall(
+            "select table_type from information_schema.tables where table_schema = ? and table_name = ?"
+            if self.type == "duckdb" else
+            "select table_type from information_schema.tables where table_schema = %s and table_name = %s",
+            (schema, name),
+        )
+        if not rows:
+            return None
+        return "view" if "VIEW" in rows[0][0].upper() else "table"
+
+    def columns(self, schema: str, name: str) -> list[tuple[str, str]]:
+        ph = "?" if self.type == "duckdb" else "%s"
+        return [
+            (r[0], r[1]) for r in self.fetchall(
+                "select column_name, data_type from information_schema.columns "
+                f"where table_schema = {ph} and table_name = {ph} order by ordinal_position",
+                (schema, name),
+            )
+        ]
+
+    def create_schema(self, schema: str) -> None:
+        self.execute(f"create schema if not exists {quote(schema)}")
+
+    # --------------------------------------------------------------- building blocks
+    def _drop(self, schema: str, name: str, kind: str) -> None:
+        self.execute(f"drop {kind} if exists {rel(schema, name)}{self.drop_cascade}")
+
+    def swap_in(self, schema: str, name: str, tmp: str, kind: str) -> None:
+        """Replace `schema.name` by `schema.tmp` in one transaction: readers see old or new, never neither."""
+        existing = self.relation_type(schema, name)
+        backup = temp_name(name, "old")
+        with self.transaction():
+            if existing is not None:
+                self.execute(f"alter {'view' if existing == 'view' else 'table'} {rel(schema, name)} "
+                             f"rename to {quote(backup)}")
+            self.execute(f"alter {'view' if kind == 'view' else 'table'} {rel(schema, tmp)} rename to {quote(name)}")
+            if existing is not None:
+                self._drop(schema, backup, existing)
+
+    def build_table(self, schema: str, name: str, sql: str) -> int | None:
+        tmp = temp_name(name)
+        try:
+            rows = self._create_table_as(schema, tmp, sql)
+            self.swap_in(schema, name, tmp, "table")
+        finally:
+            self._drop(schema, tmp, "table")
+        return rows
+
+    def build_view(self, schema: str, name: str, sql: str) -> None:
+        tmp = temp_name(name)
+        try:
+            self.execute(f"create view {rel(schema, tmp)} as (\n{sql}\n)")
+            self.swap_in(schema, name, tmp, "view")
+        finally:
+            self._drop(schema, tmp, "view")
+
+    def _create_table_as(self, schema: str, name: str, sql: str) -> int | None:
+        raise NotImplementedError
+
+    def build_incremental(self, schema: str, name: str, sql: str, unique_key: Any) -> int | None:
+        """Append the new rows; with `unique_key`, replace the rows whose key comes again (delete+insert)."""
+        tmp = temp_name(name)
+        try:
+            self._create_table_as(schema, tmp, sql)
+            target_cols = [c for c, _ in self.columns(schema, name)]
+            new_cols = {c for c, _ in self.columns(schema, tmp)}
+            cols = ", ".join(quote(c) for c in target_cols if c in new_cols)
+            with self.transaction():
+                if unique_key:
+                    keys = [unique_key] if isinstance(unique_key, str) else list(unique_key)
+                    if len(keys) == 1:
+                        self.execute(
+                            f"delete from {rel(schema, name)} where ({keys[0]}) in "
+                            f"(select ({keys[0]}) from {rel(schema, tmp)})"
+                        )
+                    else:
+                        cond = " and ".join(f"{rel(schema, name)}.{k} = dbt_new.{k}" for k in keys)
+                        self.execute(
+                            f"delete from {rel(schema, name)} where exists "
+                            f"(select 1 from {rel(schema, tmp)} dbt_new where {cond})"
+                        )
+                rows = self._rowcount(f"insert into {rel(schema, name)} ({cols}) select {cols} from {rel(schema, tmp)}")
+        finally:
+            self._drop(schema, tmp, "table")
+        return rows
+
+    def _rowcount(self, sql: str) -> int | None:
+        raise NotImplementedError
+
+    def load_seed(self, schema: str, name: str, columns: list[tuple[str, str]], rows: list[list[Any]]) -> int:
+        tmp = temp_name(name)
+        try:
+            cols = ", ".join(f"{quote(c)} {t}" for c, t in columns)
+            self.execute(f"create table {rel(schema, tmp)} ({cols})")
+            if rows:
+                self._insert_rows(schema, tmp, len(columns), rows)
+            self.swap_in(schema, name, tmp, "table")
+        finally:
+            self._drop(schema, tmp, "table")
+        return len(rows)
+
+    def _insert_rows(self, schema: str, name: str, width: int, rows: list[list[Any]]) -> None:
+        raise NotImplementedError
+
+    def run_test(self, sql: str) -> tuple[int, bool, bool]:
+        failures, should_warn, should_error = self.fetchall(sql)[0]
+        return int(failures), bool(should_warn), bool(should_error)

@@ -1,0 +1,248 @@
+"""Run a compiled manifest on a warehouse: a pool of N threads takes nodes as their parents finish.
+
+The runner never raises for a node: each ends as a NodeResult (success, error, skipped with its cause,
+pass/warn/fail for tests). A node that errors, or a test that fails in `build`, skips its descendants.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .adapters.base import Adapter
+from .compiler import Manifest, test_query
+from .data_tests import test_status
+from .graph import Graph
+from .seeds import read_seed
+
+
+@dataclass
+class NodeResult:
+    unique_id: str
+    resource_type: str
+    name: str
+    status: str  # success | error | skipped | pass | warn | fail
+    seconds: float = 0.0
+    rows: int | None = None
+    failures: int | None = None
+    message: str | None = None
+    relation: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    test: dict[str, Any] | None = None
+    cause: str | None = None  # for skipped: the node whose failure skipped this one
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def is_error(self) -> bool:
+        return self.status in ("error", "fail")
+
+
+@dataclass
+class RunOptions:
+    command: str = "build"  # build | run | test | seed
+    threads: int = 1
+    full_refresh: bool = False
+    on_result: Callable[[NodeResult], None] | None = None
+    fail_fast: bool = False
+
+
+@dataclass
+class RunSummary:
+    results: list[NodeResult] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    def count(self, *statuses: str) -> int:
+        return sum(1 for r in self.results if r.status in statuses)
+
+    @property
+    def ok(self) -> bool:
+        return not any(r.is_error for r in self.results)
+
+
+def execution_graph(manifest: Manifest, selected: set[str], command: str) -> Graph:
+    """The nodes to execute and their order. In `build`, a model's tests sit between it and its children."""
+    kinds = {"build": ("model", "seed", "test"), "run": ("model",), "test": ("test",), "seed": ("seed",)}[command]
+    nodes = {
+        uid for uid in selected
+        if uid in manifest.nodes and manifest.nodes[uid].resource_type in kinds
+        and manifest.nodes[uid].materialized != "ephemeral"
+    }
+    full = manifest.graph
+    parents: dict[str, list[str]] = {}
+    for uid in nodes:
+        # depend on the nearest executed ancestors (ephemeral models are inlined, not executed)
+        deps: list[str] = []
+        stack = list(full.parents.get(uid, ()))
+        seen: set[str] = set()
+        while stack:
+            p = stack.pop()
+            if p in seen:
+                continue
+            seen.add(p)
+            if p in nodes:
+                deps.append(p)
+            elif p in manifest.nodes and manifest.nodes[p].materialized == "ephemeral":
+                stack.extend(full.parents.get(p, ()))
+        parents[uid] = deps
+    if command == "build":
+        # dbt's rule: a test blocks each child of its parents that depends on all of the test's parents
+        ancestors_cache: dict[str, set[str]] = {}
+        for uid in nodes:
+            node = manifest.nodes[uid]
+            if node.resource_type != "test":
+                continue
+            tested = [p for p in node.depends_on if p in nodes]
+            for parent in tested:
+                for child in full.children.get(parent, ()):
+                    if child not in nodes or manifest.nodes[child].resource_type == "test":
+                        continue
+                    anc = ancestors_cache.get(child)
+                    if anc is None:
+                        anc = ancestors_cache[child] = full.ancestors(child)
+                    if all(t in anc for t in node.depends_on) and uid not in parents[child]:
+                        parents[child].append(uid)
+    return Graph(parents)
+
+
+class Executor:
+    def __init__(self, manifest: Manifest, adapter: Adapter, options: RunOptions):
+        self.manifest, self.adapter, self.options = manifest, adapter, options
+        self._schemas_made: set[str] = set()
+        self._schema_lock = threading.Lock()
+
+    def run(self, selected: set[str]) -> RunSummary:
+        start = time.monotonic()
+        graph = execution_graph(self.manifest, selected, self.options.command)
+        summary = RunSummary()
+        depth = graph.depths()
+        waiting = {uid: len(ps) for uid, ps in graph.parents.items()}
+        ready = [(depth[u], u) for u, n in waiting.items() if n == 0]
+        heapq.heapify(ready)
+        skipped: dict[str, str] = {}
+        done: set[str] = set()
+        threads = max(1, self.options.threads)
+
+        def finish(result: NodeResult) -> None:
+            summary.results.append(result)
+            done.add(result.unique_id)
+            if self.options.on_result:
+                self.options.on_result(result)
+            blocks = result.is_error and not (result.status == "fail" and self.options.command == "test")
+            if blocks:
+                for d in graph.descendants(result.unique_id):
+                    skipped.setdefault(d, result.unique_id)
+            for child in graph.children[result.unique_id]:
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    heapq.heappush(ready, (depth[child], child))
+
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dmaas") as pool:
+            running: dict[Future[NodeResult], str] = {}
+            while ready or running:
+                while ready and len(running) < threads:
+                    _, uid = heapq.heappop(ready)
+                    if uid in skipped:
+                        finish(self._skipped(uid, skipped[uid]))
+                        continue
+                    running[pool.submit(self.safe_run, uid)] = uid
+                if not running:
+                    continue
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    running.pop(fut)
+                    finish(fut.result())
+        summary.elapsed = time.monotonic() - start
+        return summary
+
+    def _skipped(self, uid: str, cause: str) -> NodeResult:
+        node = self.manifest.nodes[uid]
+        cause_node = self.manifest.nodes.get(cause)
+        return NodeResult(
+            unique_id=uid, resource_type=node.resource_type, name=node.name, status="skipped",
+            message=f"skipped because {cause_node.name if cause_node else cause} failed", cause=cause,
+            test=self._test_meta(uid),
+        )
+
+    def _test_meta(self, uid: str) -> dict[str, Any] | None:
+        info = self.manifest.nodes[uid].test
+        if info is None:
+            return None
+        return {"kind": info.kind, "model": info.model, "column": info.column, "kwargs": info.kwargs}
+
+    def _ensure_schema(self, schema: str) -> None:
+        with self._schema_lock:
+            if schema in self._schemas_made:
+                return
+            self.adapter.create_schema(schema)
+            self._schemas_made.add(schema)
+
+    def safe_run(self, uid: str) -> NodeResult:
+        """Run one node; every exception becomes an error result with the warehouse's message."""
+        node = self.manifest.nodes[uid]
+        started = time.time()
+        t0 = time.monotonic()
+        result = NodeResult(unique_id=uid, resource_type=node.resource_type, name=node.name, status="error",
+                            started_at=started, test=self._test_meta(uid))
+        try:
+            if node.resource_type == "test":
+                self._run_test(uid, result)
+            else:
+                schema, identifier = self.manifest.relations[uid]
+                result.relation = f"{schema}.{identifier}"
+                self._ensure_schema(schema)
+                if node.resource_type == "seed":
+                    columns, rows = read_seed(node.raw_code, node.config.get("column_types"))
+                    result.rows = self.adapter.load_seed(schema, identifier, columns, rows)
+                else:
+                    result.rows = self._materialize(uid, schema, identifier)
+                result.status = "success"
+        except Exception as exc:  # noqa: BLE001 - a node's failure is a result, never a crash of the run
+            result.status = "error"
+            result.message = _clean_error(exc)
+            try:
+                self.adapter.execute("rollback")
+            except Exception:  # noqa: BLE001 - no transaction was open
+                pass
+        result.seconds = round(time.monotonic() - t0, 3)
+        result.finished_at = time.time()
+        return result
+
+    def _materialize(self, uid: str, schema: str, identifier: str) -> int | None:
+        node = self.manifest.nodes[uid]
+        sql = self.manifest.compiled[uid]
+        kind = node.materialized
+        if kind == "view":
+            self.adapter.build_view(schema, identifier, sql)
+            return None
+        if kind == "table":
+            return self.adapter.build_table(schema, identifier, sql)
+        if kind == "incremental":
+            full_refresh = node.config.get("full_refresh")
+            if full_refresh is None:
+                full_refresh = self.options.full_refresh
+            existing = self.adapter.relation_type(schema, identifier)
+            if existing != "table" or full_refresh:
+                return self.adapter.build_table(schema, identifier, sql)
+            return self.adapter.build_incremental(schema, identifier, sql, node.config.get("unique_key"))
+        raise ValueError(f"unknown materialization '{kind}' (use view, table, incremental or ephemeral)")
+
+    def _run_test(self, uid: str, result: NodeResult) -> None:
+        node = self.manifest.nodes[uid]
+        failures, should_warn, should_error = self.adapter.run_test(test_query(self.manifest, uid))
+        result.failures = failures
+        result.status = test_status(failures, should_warn, should_error, node.config.get("severity", "error"))
+        if result.status != "pass":
+            result.message = f"{failures} failing row{'s' if failures != 1 else ''}"
+
+
+def _clean_error(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0] if len(text) > 2000 else text

@@ -1,0 +1,70 @@
+"""Is a model's compiled SQL exactly one query? Checked with sqlglot before anything reaches a warehouse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_NESTING = 100
+FORBIDDEN_INSIDE = ("Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "Command", "Copy", "Set")
+
+
+@dataclass
+class SqlProblem:
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+
+def nesting_depth(sql: str) -> int:
+    """Deepest parenthesis nesting outside quotes: guards the parser's native stack."""
+    depth = deepest = 0
+    quote = ""
+    for ch in sql:
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == ")":
+            depth -= 1
+    return deepest
+
+
+def check_query(sql: str, dialect: str) -> SqlProblem | None:
+    """None when `sql` is one SELECT-like query; otherwise what is wrong and where."""
+    if not sql.strip():
+        return SqlProblem("the model is empty: write one select query")
+    if nesting_depth(sql) > MAX_NESTING:
+        return SqlProblem(f"the query nests parentheses more than {MAX_NESTING} deep")
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ParseError, TokenError
+
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    except ParseError as err:
+        first = err.errors[0] if err.errors else {}
+        return SqlProblem(
+            f"SQL syntax error: {first.get('description') or err}"
+            + (f" near '{first.get('highlight')}'" if first.get("highlight") else ""),
+            first.get("line"),
+            first.get("col"),
+        )
+    except TokenError as err:
+        return SqlProblem(f"SQL syntax error: {err}")
+    if len(statements) != 1:
+        return SqlProblem(
+            f"a model must be exactly one query, but this has {len(statements)} statements: "
+            "remove the extra statements and any semicolons between them"
+        )
+    stmt = statements[0]
+    if not isinstance(stmt, exp.Query):
+        kind = "a command" if isinstance(stmt, exp.Command) else f"a {stmt.key.upper()} statement"
+        return SqlProblem(f"a model must be a select query, not {kind}: the platform creates the table for you")
+    for node in stmt.walk():
+        if type(node).__name__ in FORBIDDEN_INSIDE:
+            return SqlProblem(f"a model may only read data, but it contains {node.key.upper()}")
+    return None
