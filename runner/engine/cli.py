@@ -74,10 +74,14 @@ def _main(args: argparse.Namespace) -> int:
     adapter = None
     existing: set[tuple[str, str]] = set()
     wtype = "postgres" if args.warehouse.startswith("postgres") else "duckdb"
+    if needs_warehouse and not args.warehouse.startswith(("duckdb://", "postgresql://", "postgres://")):
+        raise UsageError(f"unknown warehouse URL {args.warehouse!r}: use duckdb:///path/to/file.duckdb "
+                         "or postgresql://user@host/db")
     if needs_warehouse:
         from .adapters import adapter_for
+        from .adapters.duckdb import duckdb_path
 
-        path = args.warehouse[len("duckdb://"):] if wtype == "duckdb" else ""
+        path = duckdb_path(args.warehouse) if wtype == "duckdb" else ""
         if args.command == "compile" and wtype == "duckdb" and not os.path.exists(path):
             adapter = None  # nothing built yet: nothing is incremental, and compile creates no file
         else:

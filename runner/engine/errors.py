@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from models_service.project_files import ProjectFileError
 
-
-class ProjectError(ProjectFileError):
-    """The project cannot be compiled (unknown ref, cycle, bad yml, Jinja or SQL error, ...)."""
+# The project cannot be compiled (unknown ref, cycle, bad yml, Jinja or SQL error, ...): one class for
+# the file formats and the engine, so callers catch one thing.
+ProjectError = ProjectFileError
 
 
 class UsageError(ValueError):

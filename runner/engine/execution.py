@@ -101,7 +101,7 @@ def execution_graph(manifest: Manifest, selected: set[str], command: str) -> Gra
                 continue
             tested = [p for p in node.depends_on if p in nodes]
             for parent in tested:
-                for child in full.children.get(parent, ()):
+                for child in _executed_children(manifest, parent):
                     if child not in nodes or manifest.nodes[child].resource_type == "test":
                         continue
                     anc = ancestors_cache.get(child)
@@ -110,6 +110,20 @@ def execution_graph(manifest: Manifest, selected: set[str], command: str) -> Gra
                     if all(t in anc for t in node.depends_on) and uid not in parents[child]:
                         parents[child].append(uid)
     return Graph(parents)
+
+
+def _executed_children(manifest: Manifest, uid: str) -> set[str]:
+    """Children of a node, looking through ephemeral models (they are inlined, never run)."""
+    out: set[str] = set()
+    stack = list(manifest.graph.children.get(uid, ()))
+    while stack:
+        child = stack.pop()
+        node = manifest.nodes.get(child)
+        if node is not None and node.materialized == "ephemeral" and node.resource_type == "model":
+            stack.extend(manifest.graph.children.get(child, ()))
+        else:
+            out.add(child)
+    return out
 
 
 class Executor:

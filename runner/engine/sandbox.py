@@ -60,6 +60,18 @@ class LimitedRange:
 
 
 class DbtSandbox(SandboxedEnvironment):
+    # `'x' * 10**10` would allocate before the output cap could look at it
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
+            raise RenderLimitError("exponents above 64 are not allowed in a model")
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_OUTPUT_CHARS:
+                    raise RenderLimitError(f"the result would be larger than {MAX_OUTPUT_CHARS:,} items")
+        return super().call_binop(context, operator, left, right)
+
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         check_deadline()
         return super().call(__context, __obj, *args, **kwargs)

@@ -9,18 +9,23 @@ from typing import Any
 from .base import Adapter, rel
 
 
+def duckdb_path(url: str) -> str:
+    """As SQLAlchemy reads it: duckdb:///relative/file.duckdb, duckdb:////absolute/file.duckdb."""
+    rest = url[len("duckdb://"):]
+    if rest in ("", "/", "/:memory:", ":memory:"):
+        return ":memory:"
+    if not rest.startswith("/"):
+        raise ValueError(f"cannot read the warehouse URL {url!r}: write duckdb:///path/to/file.duckdb")
+    return rest[1:]
+
+
 class DuckDBAdapter(Adapter):
     type = "duckdb"
     dialect = "duckdb"
 
     def __init__(self, url: str, read_only: bool = False, safe: bool = False):
         super().__init__(url)
-        self.path = url[len("duckdb://"):]
-        if self.path.startswith("/") and self.path != "/:memory:":
-            pass
-        self.path = self.path if self.path else ":memory:"
-        if self.path == "/:memory:":
-            self.path = ":memory:"
+        self.path = duckdb_path(url)
         self.read_only, self.safe = read_only, safe
         self._db: Any = None
 
