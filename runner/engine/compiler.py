@@ -7,6 +7,7 @@ CTEs. The result, a Manifest, is what the planner and the executor work from.
 
 from __future__ import annotations
 
+import ast
 import datetime
 import difflib
 import json
@@ -25,9 +26,8 @@ from .sandbox import RenderLimitError, make_environment, render
 from .sqlcheck import check_query
 
 PLACEHOLDER_RE = re.compile(r"\x00ref:([^\x00]+)\x00")
-FAST_CALL_RE = re.compile(
-    r"""\{\{\s*(ref|source)\(\s*(['"])([^'"]+)\2\s*(?:,\s*(['"])([^'"]+)\4\s*)?\)\s*\}\}"""
-)
+EXPR_RE = re.compile(r"\{\{(?![-+])((?:[^}'\"]|'[^']*'|\"[^\"]*\")*?)(?<![-+])\}\}")
+JINJA_CONSTANTS = {"true": True, "false": False, "none": None, "True": True, "False": False, "None": None}
 
 
 def quote(identifier: str) -> str:
@@ -192,6 +192,7 @@ class Compiler:
         self._install_globals()
         self._templates: dict[str, jinja2.Template] = {}
         self._config_calls: dict[str, dict[str, Any]] = {}
+        self._macros: set[str] = set()
         self._load_macros()
 
     # ------------------------------------------------------------------ the context
@@ -247,6 +248,7 @@ class Compiler:
             for name, value in vars(module).items():
                 if isinstance(value, jinja2.runtime.Macro):
                     self.env.globals[name] = _wrap_macro(value)
+                    self._macros.add(name)
 
     def relation_for(self, node: Node, config_calls: dict[str, Any] | None = None) -> tuple[str, str]:
         calls = config_calls if config_calls is not None else self._config_calls.get(node.unique_id, {})
@@ -271,27 +273,33 @@ class Compiler:
         return template
 
     def _fast_render(self, node: Node, state: _NodeRender) -> str | None:
-        """Models whose only Jinja is literal ref()/source() calls skip Jinja's compiler (same output)."""
+        """Models whose only Jinja is `{{ f(literal, ...) }}` calls (ref, source, config, var, macros)
+        are rendered without Jinja's compiler: the same output, without ~2 ms of compiling per model."""
         text = node.raw_code
         if "{%" in text or "{#" in text:
             return None
-        calls = text.count("{{")
-        if not calls:
+        if "{{" not in text:
             return text
-        matches = list(FAST_CALL_RE.finditer(text))
-        if len(matches) != calls:
+        matches = list(EXPR_RE.finditer(text))
+        if len(matches) != text.count("{{"):
             return None
-
-        def sub(m: re.Match[str]) -> str:
-            if m.group(1) == "ref":
-                args = [m.group(3)] + ([m.group(5)] if m.group(5) else [])
-                return str(state.ref(*args))
-            if not m.group(5):
-                raise ProjectError(node.path, "source() needs a source name and a table name",
-                                   _line_of(text, m.start()))
-            return str(state.source(m.group(3), m.group(5)))
-
-        return FAST_CALL_RE.sub(sub, text)
+        calls = []
+        for m in matches:
+            call = _literal_call(m.group(1))
+            if call is None or not (call[0] in ("ref", "source", "var", "config") or call[0] in self._macros):
+                return None
+            calls.append(call)
+        functions = {"ref": state.ref, "source": state.source, "config": state.config,
+                     "var": self.env.globals["var"]}
+        parts: list[str] = []
+        pos = 0
+        for m, (name, args, kwargs) in zip(matches, calls, strict=True):
+            fn = functions.get(name) or self.env.globals[name]
+            parts.append(text[pos:m.start()])
+            parts.append(str(fn(*args, **kwargs)))
+            pos = m.end()
+        parts.append(text[pos:])
+        return "".join(parts)
 
     def render_node(self, node: Node) -> tuple[str, _NodeRender]:
         state = _NodeRender(self, node)
@@ -478,6 +486,37 @@ def compile_project(project: Project, target: Target, existing: set[tuple[str, s
 def test_query(manifest: Manifest, uid: str) -> str:
     node = manifest.nodes[uid]
     return wrap_test_sql(manifest.compiled[uid], node.config)
+
+
+def _literal(node: ast.expr) -> Any:
+    if isinstance(node, ast.Name) and node.id in JINJA_CONSTANTS:
+        return JINJA_CONSTANTS[node.id]
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_literal(e) for e in node.elts]
+    if isinstance(node, ast.Dict):
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values, strict=True)}  # type: ignore[arg-type]
+    return ast.literal_eval(node)
+
+
+def _literal_call(expr: str) -> tuple[str, list[Any], dict[str, Any]] | None:
+    """`name('a', k=[1, 2])` with only literal arguments, else None (then Jinja renders it)."""
+    expr = expr.strip()
+    if not expr or "\n" in expr and expr.count("(") != 1:
+        return None
+    try:
+        tree = ast.parse(expr, mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name)):
+        return None
+    try:
+        args = [_literal(a) for a in tree.args]
+        kwargs = {k.arg: _literal(k.value) for k in tree.keywords if k.arg}
+    except (ValueError, TypeError, SyntaxError):
+        return None
+    if len(kwargs) != len(tree.keywords) or any(isinstance(a, ast.Starred) for a in tree.args):
+        return None
+    return tree.func.id, args, kwargs
 
 
 def _wrap_macro(macro: jinja2.runtime.Macro) -> Any:

@@ -3,7 +3,7 @@
 import pytest
 
 from runner.engine.errors import ProjectError
-from tests.engine.helpers import PROJECT_YML, compile_files
+from tests.engine.helpers import PROJECT_YML, compile_files, project
 
 SOURCES = "version: 2\nsources:\n  - name: raw\n    schema: raw_data\n    tables:\n      - name: orders\n"
 
@@ -145,3 +145,30 @@ def test_generic_tests_get_dbt_names_and_sql():
     })
     names = {n.name for n in m.nodes.values() if n.resource_type == "test"}
     assert names == {"unique_o_id", "not_null_o_id", "accepted_values_o_status__a__b"}
+
+
+def test_the_fast_path_renders_exactly_as_jinja_does(monkeypatch):
+    """Models with only literal calls skip Jinja's compiler; the output must not change by a byte."""
+    from pathlib import Path
+
+    from runner.engine.compiler import Compiler, Target, compile_project
+    from runner.engine.project import load_project
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "dbt_project_full"
+    extra = {
+        "models/lit.sql": "{{ config(materialized='table', tags=['a', \"b\"], meta={'x': 1}) }}\n"
+                          "select {{ var('v', 3) }} as v, {{ var('w', none) }} as w from {{ ref('a') }}",
+        "models/a.sql": "select 1 as x -- {{ 'not a call' }} {{ ref('b') }}",
+        "models/b.sql": "select '}}' as t, '{{ \"x\" }}' as u",
+    }
+    fast = compile_project(project(extra), Target())
+    jinja_only = {}
+    monkeypatch.setattr(Compiler, "_fast_render", lambda self, node, state: None)
+    jinja_only = compile_project(project(extra), Target())
+    assert fast.compiled == jinja_only.compiled
+    assert fast.nodes["model.shop.lit"].config["tags"] == ["a", "b"]
+    monkeypatch.undo()
+    a = compile_project(load_project(fixture), Target())
+    monkeypatch.setattr(Compiler, "_fast_render", lambda self, node, state: None)
+    b = compile_project(load_project(fixture), Target())
+    assert a.compiled == b.compiled
