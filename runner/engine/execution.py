@@ -213,7 +213,8 @@ class Executor:
                 result.relation = f"{schema}.{identifier}"
                 self._ensure_schema(schema)
                 if node.resource_type == "seed":
-                    columns, rows = read_seed(node.raw_code, node.config.get("column_types"))
+                    columns, rows = read_seed(node.raw_code, node.config.get("column_types"),
+                                              keep_null_word=self.adapter.type == "duckdb")
                     result.rows = self.adapter.load_seed(schema, identifier, columns, rows)
                 else:
                     result.rows = self._materialize(uid, schema, identifier)

@@ -307,8 +307,6 @@ def _add_singular_test(project: Project, root: str, path: str, text: str) -> Non
 
 def generic_test_name(kind: str, target: str, kwargs: dict[str, Any], source: bool) -> str:
     """dbt's name for a generic test: not_null_orders_order_id, accepted_values_orders_status__a__b."""
-    import hashlib
-
     flat: list[str] = []
     for arg in sorted(kwargs):
         if arg == "model":
@@ -318,10 +316,14 @@ def generic_test_name(kind: str, target: str, kwargs: dict[str, Any], source: bo
         flat.extend(str(p) for p in parts)
     unique = "__".join(re.sub(r"[^0-9a-zA-Z_]+", "_", a) for a in flat)
     identifier = f"{'source_' if source else ''}{kind}_{target.replace('.', '_')}"
-    full = f"{identifier}_{unique}"
-    if len(full) >= 64:
-        return f"{identifier[:30]}_{hashlib.md5(full.encode()).hexdigest()}"
-    return full
+    return f"{identifier}_{unique}"
+
+
+def test_alias(name: str) -> str:
+    """dbt's short alias for a test whose name is 64 characters or more."""
+    import hashlib
+
+    return name if len(name) < 64 else f"{name[:30]}_{hashlib.md5(name.encode()).hexdigest()}"
 
 
 def _add_tests(project: Project, attached_uid: str, target: str, model_tests: Iterable[TestSpec],

@@ -69,8 +69,13 @@ def sql_type(kind: str, values: list[str]) -> str:
     return {"date": "date", "datetime": "timestamp", "boolean": "boolean"}.get(kind, "text")
 
 
-def read_seed(text: str, column_types: dict[str, str] | None = None) -> tuple[list[tuple[str, str]], list[list[Any]]]:
-    """Columns with their SQL types, and the rows converted to Python values."""
+def read_seed(text: str, column_types: dict[str, str] | None = None, *, keep_null_word: bool = False
+              ) -> tuple[list[tuple[str, str]], list[list[Any]]]:
+    """Columns with their SQL types, and the rows converted to Python values.
+
+    `keep_null_word`: dbt-duckdb loads seeds with DuckDB's COPY, which keeps the word `null` in a text
+    column as a string; on DuckDB we do the same so both tools give the same table.
+    """
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:
         header = next(reader)
@@ -97,7 +102,7 @@ def read_seed(text: str, column_types: dict[str, str] | None = None) -> tuple[li
     for row in raw_rows:
         out: list[Any] = []
         for raw, kind, (_, typ) in zip(row, casts, columns, strict=True):
-            if raw.strip().lower() in NULLS:
+            if raw.strip().lower() in NULLS and not (keep_null_word and kind == "text" and raw.strip()):
                 out.append(None)
             elif kind == "number":
                 out.append(float(_number(raw)) if typ == "float8" else int(_number(raw)))

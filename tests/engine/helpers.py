@@ -14,18 +14,26 @@ def project(files: dict[str, str], dbt_project: str = PROJECT_YML, **vars: objec
     return load_project(MappingSource({"dbt_project.yml": dbt_project, **files}), cli_vars=vars or None)
 
 
-def compile_files(files: dict[str, str], dbt_project: str = PROJECT_YML, existing=None,
-                  target_type: str = "duckdb") -> Manifest:
+def compile_files(
+    files: dict[str, str], dbt_project: str = PROJECT_YML, existing=None, target_type: str = "duckdb"
+) -> Manifest:
     return compile_project(project(files, dbt_project), Target(type=target_type), existing)
 
 
-def build(files: dict[str, str], warehouse: str, command: str = "build", threads: int = 2,
-          dbt_project: str = PROJECT_YML) -> tuple[Manifest, RunSummary]:
+def build(
+    files: dict[str, str],
+    warehouse: str,
+    command: str = "build",
+    threads: int = 2,
+    dbt_project: str = PROJECT_YML,
+) -> tuple[Manifest, RunSummary]:
     adapter = adapter_for(warehouse)
     try:
         existing = set(adapter.relations())
         manifest = compile_project(project(files, dbt_project), Target(), existing)
-        summary = Executor(manifest, adapter, RunOptions(command=command, threads=threads)).run(set(manifest.nodes))
+        summary = Executor(manifest, adapter, RunOptions(command=command, threads=threads)).run(
+            set(manifest.nodes)
+        )
     finally:
         adapter.close()
     return manifest, summary

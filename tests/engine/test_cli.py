@@ -8,8 +8,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def dmaas(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "runner.engine.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "runner.engine.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -20,7 +25,9 @@ def write(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_build_prints_a_line_per_node_and_exits_0(tmp_path):
-    proj = write(tmp_path / "p", {"models/a.sql": "select 1 as x", "models/b.sql": "select * from {{ ref('a') }}"})
+    proj = write(
+        tmp_path / "p", {"models/a.sql": "select 1 as x", "models/b.sql": "select * from {{ ref('a') }}"}
+    )
     out = dmaas("build", "--project", str(proj), "--warehouse", f"duckdb:///{tmp_path}/w.duckdb")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -30,14 +37,18 @@ def test_build_prints_a_line_per_node_and_exits_0(tmp_path):
 
 
 def test_a_failing_node_exits_1(tmp_path):
-    proj = write(tmp_path / "p", {"models/a.sql": "{{ config(materialized='table') }}select cast('x' as int) as x"})
+    proj = write(
+        tmp_path / "p", {"models/a.sql": "{{ config(materialized='table') }}select cast('x' as int) as x"}
+    )
     out = dmaas("run", "--project", str(proj), "--warehouse", f"duckdb:///{tmp_path}/w.duckdb")
     assert out.returncode == 1
     assert "ERROR=1" in out.stdout
 
 
 def test_a_project_error_exits_2_with_file_and_line(tmp_path):
-    proj = write(tmp_path / "p", {"models/a.sql": "select 1 as x", "models/b.sql": "select *\nfrom {{ ref('aa') }}"})
+    proj = write(
+        tmp_path / "p", {"models/a.sql": "select 1 as x", "models/b.sql": "select *\nfrom {{ ref('aa') }}"}
+    )
     out = dmaas("compile", "--project", str(proj), "--warehouse", f"duckdb:///{tmp_path}/w.duckdb")
     assert out.returncode == 2
     assert "models/b.sql:2" in out.stderr and "Did you mean ref('a')" in out.stderr
@@ -52,9 +63,17 @@ def test_usage_errors_exit_2(tmp_path):
 
 
 def test_select_and_ls(tmp_path):
-    proj = write(tmp_path / "p", {"models/a.sql": "select 1 as x", "models/b.sql": "select * from {{ ref('a') }}",
-                                  "models/c.sql": "select 2 as y"})
+    proj = write(
+        tmp_path / "p",
+        {
+            "models/a.sql": "select 1 as x",
+            "models/b.sql": "select * from {{ ref('a') }}",
+            "models/c.sql": "select 2 as y",
+        },
+    )
     out = dmaas("ls", "--project", str(proj), "--select", "+b")
     assert out.stdout.split() == ["shop.a", "shop.b"]
-    out = dmaas("compile", "--project", str(proj), "--warehouse", f"duckdb:///{tmp_path}/w.duckdb", "--select", "b")
+    out = dmaas(
+        "compile", "--project", str(proj), "--warehouse", f"duckdb:///{tmp_path}/w.duckdb", "--select", "b"
+    )
     assert 'select * from "analytics"."a"' in out.stdout

@@ -17,7 +17,7 @@ LAYERED = {
     "models/eph.sql": "{{ config(materialized='ephemeral') }}select id from {{ ref('people_table') }}",
     "models/counts.sql": "{{ config(materialized='table') }}select count(*) as n from {{ ref('eph') }}",
     "models/people.yml": "version: 2\nmodels:\n  - name: people_table\n    columns:\n      - name: id\n"
-                         "        data_tests: [unique, not_null]\n",
+    "        data_tests: [unique, not_null]\n",
 }
 
 
@@ -27,7 +27,7 @@ def duck(tmp_path):
 
 
 def rows(url, sql):
-    con = duckdb.connect(url[len("duckdb:///"):])
+    con = duckdb.connect(url[len("duckdb:///") :])
     try:
         return con.execute(sql).fetchall()
     finally:
@@ -37,33 +37,51 @@ def rows(url, sql):
 def test_seed_types_follow_dbt_inference(duck):
     _, summary = build({"seeds/people.csv": LAYERED["seeds/people.csv"]}, duck)
     assert statuses(summary) == {"people": "success"}
-    types = rows(duck, "select column_name, data_type from information_schema.columns "
-                       "where table_name = 'people' order by ordinal_position")
-    assert types == [("id", "INTEGER"), ("name", "VARCHAR"), ("joined", "DATE"), ("score", "DOUBLE"),
-                     ("active", "BOOLEAN")]
+    types = rows(
+        duck,
+        "select column_name, data_type from information_schema.columns "
+        "where table_name = 'people' order by ordinal_position",
+    )
+    assert types == [
+        ("id", "INTEGER"),
+        ("name", "VARCHAR"),
+        ("joined", "DATE"),
+        ("score", "DOUBLE"),
+        ("active", "BOOLEAN"),
+    ]
 
 
 def test_a_layered_project_builds_in_dependency_order(duck):
     manifest, summary = build(LAYERED, duck)
     assert summary.ok, [(r.name, r.message) for r in summary.results]
     order = [r.name for r in summary.results]
-    assert order.index("people") < order.index("stg_people") < order.index("people_table") < order.index("counts")
+    assert (
+        order.index("people")
+        < order.index("stg_people")
+        < order.index("people_table")
+        < order.index("counts")
+    )
     assert order.index("unique_people_table_id") < order.index("counts")  # build: tests gate children
     assert "eph" not in order  # ephemeral models are inlined, not run
-    assert rows(duck, 'select n from analytics.counts') == [(3,)]
+    assert rows(duck, "select n from analytics.counts") == [(3,)]
     table = next(r for r in summary.results if r.name == "people_table")
     assert table.rows == 3 and table.relation == "analytics.people_table"
 
 
 def test_a_failed_table_build_leaves_the_old_table_serving(duck):
     build(LAYERED, duck)
-    broken = dict(LAYERED, **{"models/people_table.sql":
-                              "{{ config(materialized='table') }}select id, cast(name as integer) as name "
-                              "from {{ ref('stg_people') }}"})
+    broken = dict(
+        LAYERED,
+        **{
+            "models/people_table.sql": "{{ config(materialized='table') }}select id, cast(name as integer) as name "
+            "from {{ ref('stg_people') }}"
+        },
+    )
     _, summary = build(broken, duck)
     st = statuses(summary)
     assert st["people_table"] == "error" and "Conversion Error" in next(
-        r.message for r in summary.results if r.name == "people_table")
+        r.message for r in summary.results if r.name == "people_table"
+    )
     assert st["counts"] == "skipped" and st["unique_people_table_id"] == "skipped"
     skipped = next(r for r in summary.results if r.name == "counts")
     assert skipped.cause == "model.shop.people_table" and "people_table failed" in skipped.message
@@ -73,8 +91,15 @@ def test_a_failed_table_build_leaves_the_old_table_serving(duck):
 
 
 def test_a_failing_test_skips_the_children_in_build(duck):
-    files = dict(LAYERED, **{"models/people.yml": LAYERED["models/people.yml"].replace("[unique, not_null]",
-                                                                                      "[unique, not_null]\n      - name: name\n        data_tests:\n          - accepted_values:\n              values: [ann]")})
+    files = dict(
+        LAYERED,
+        **{
+            "models/people.yml": LAYERED["models/people.yml"].replace(
+                "[unique, not_null]",
+                "[unique, not_null]\n      - name: name\n        data_tests:\n          - accepted_values:\n              values: [ann]",
+            )
+        },
+    )
     _, summary = build(files, duck)
     st = statuses(summary)
     assert st["accepted_values_people_table_name__ann"] == "fail"
@@ -83,9 +108,14 @@ def test_a_failing_test_skips_the_children_in_build(duck):
 
 
 def test_warn_severity_does_not_block(duck):
-    files = dict(LAYERED, **{"models/people.yml": "version: 2\nmodels:\n  - name: people_table\n    columns:\n"
-                             "      - name: name\n        data_tests:\n          - accepted_values:\n"
-                             "              values: [ann]\n              config:\n                severity: warn\n"})
+    files = dict(
+        LAYERED,
+        **{
+            "models/people.yml": "version: 2\nmodels:\n  - name: people_table\n    columns:\n"
+            "      - name: name\n        data_tests:\n          - accepted_values:\n"
+            "              values: [ann]\n              config:\n                severity: warn\n"
+        },
+    )
     _, summary = build(files, duck)
     st = statuses(summary)
     assert st["accepted_values_people_table_name__ann"] == "warn"
@@ -96,7 +126,7 @@ def test_incremental_appends_and_replaces_by_unique_key(duck):
     files = {
         "seeds/src.csv": "id,v\n1,a\n2,b\n",
         "models/inc.sql": "{{ config(materialized='incremental', unique_key='id') }}select id, v from {{ ref('src') }}"
-                          "{% if is_incremental() %} where id >= (select max(id) from {{ this }}){% endif %}",
+        "{% if is_incremental() %} where id >= (select max(id) from {{ this }}){% endif %}",
     }
     build(files, duck)
     files["seeds/src.csv"] = "id,v\n1,a\n2,B\n3,c\n"
@@ -149,7 +179,9 @@ def test_the_same_project_builds_on_postgres(postgres_url):
     try:
         _, summary = build(LAYERED, url)
         assert summary.ok, [(r.name, r.message) for r in summary.results]
-        broken = dict(LAYERED, **{"models/people_table.sql": "{{ config(materialized='table') }}select 1/0 as id"})
+        broken = dict(
+            LAYERED, **{"models/people_table.sql": "{{ config(materialized='table') }}select 1/0 as id"}
+        )
         _, summary = build(broken, url)
         assert statuses(summary)["people_table"] == "error"
         with psycopg.connect(url) as conn:

@@ -57,12 +57,14 @@ def test_heavy_loops_stop_within_the_deadline():
 
 
 def test_legitimate_jinja_still_renders():
-    manifest = compile_files({
-        "models/pivot.sql": (
-            "{% set methods = ['card', 'cash'] %}\nselect\n"
-            "{% for m in methods %}  sum(case when method = '{{ m }}' then 1 else 0 end) as {{ m }}_n"
-            "{% if not loop.last %},{% endif %}\n{% endfor %}from (select 'card' as method)"
-        ),
-    })
+    manifest = compile_files(
+        {
+            "models/pivot.sql": (
+                "{% set methods = ['card', 'cash'] %}\nselect\n"
+                "{% for m in methods %}  sum(case when method = '{{ m }}' then 1 else 0 end) as {{ m }}_n"
+                "{% if not loop.last %},{% endif %}\n{% endfor %}from (select 'card' as method)"
+            ),
+        }
+    )
     sql = manifest.compiled["model.shop.pivot"]
     assert "card_n" in sql and "cash_n" in sql

@@ -9,35 +9,44 @@ from runner.engine.graph import Graph, SelectableNode, select
 def graph():
     parents = {"a": [], "b": ["a"], "c": ["b"], "d": ["a"], "e": []}
     nodes = {
-        "a": SelectableNode("a", "a", "model", "models/staging/a.sql", ["p", "staging", "a"], ["daily"], [], []),
-        "b": SelectableNode("b", "b", "model", "models/marts/b.sql", ["p", "marts", "b"], ["finance"], [], []),
-        "c": SelectableNode("c", "c", "model", "models/marts/c.sql", ["p", "marts", "c"], ["finance", "daily"], [], []),
+        "a": SelectableNode(
+            "a", "a", "model", "models/staging/a.sql", ["p", "staging", "a"], ["daily"], [], []
+        ),
+        "b": SelectableNode(
+            "b", "b", "model", "models/marts/b.sql", ["p", "marts", "b"], ["finance"], [], []
+        ),
+        "c": SelectableNode(
+            "c", "c", "model", "models/marts/c.sql", ["p", "marts", "c"], ["finance", "daily"], [], []
+        ),
         "d": SelectableNode("d", "d", "model", "models/marts/d.sql", ["p", "marts", "d"], [], [], []),
         "e": SelectableNode("e", "e", "seed", "seeds/e.csv", ["p", "e"], [], [], []),
     }
     return Graph(parents), nodes
 
 
-@pytest.mark.parametrize("selectors,exclude,expected", [
-    (None, None, "abcde"),
-    (["b"], None, "b"),
-    (["+b"], None, "ab"),
-    (["b+"], None, "bc"),
-    (["a+"], None, "abcd"),
-    (["1+c"], None, "bc"),
-    (["2+c"], None, "abc"),
-    (["a+1"], None, "abd"),
-    (["tag:finance"], None, "bc"),
-    (["tag:finance,tag:daily"], None, "c"),
-    (["tag:finance tag:daily"], None, "abc"),
-    (["path:models/marts"], None, "bcd"),
-    (["models/staging"], None, "a"),
-    (["marts.*"], None, "bcd"),
-    (["resource_type:seed"], None, "e"),
-    (["a+"], ["d"], "abc"),
-    (["@b"], None, "abc"),
-    (["b", "e"], None, "be"),
-])
+@pytest.mark.parametrize(
+    "selectors,exclude,expected",
+    [
+        (None, None, "abcde"),
+        (["b"], None, "b"),
+        (["+b"], None, "ab"),
+        (["b+"], None, "bc"),
+        (["a+"], None, "abcd"),
+        (["1+c"], None, "bc"),
+        (["2+c"], None, "abc"),
+        (["a+1"], None, "abd"),
+        (["tag:finance"], None, "bc"),
+        (["tag:finance,tag:daily"], None, "c"),
+        (["tag:finance tag:daily"], None, "abc"),
+        (["path:models/marts"], None, "bcd"),
+        (["models/staging"], None, "a"),
+        (["marts.*"], None, "bcd"),
+        (["resource_type:seed"], None, "e"),
+        (["a+"], ["d"], "abc"),
+        (["@b"], None, "abc"),
+        (["b", "e"], None, "be"),
+    ],
+)
 def test_selection(graph, selectors, exclude, expected):
     g, nodes = graph
     assert select(g, nodes, selectors, exclude) == set(expected)
