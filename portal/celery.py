@@ -1,0 +1,15 @@
+"""The Celery app: `celery -A portal worker` and `celery -A portal beat` load it.
+
+Its configuration is the CELERY_* settings in portal/settings.py, so the broker, time limits and
+acknowledgement policy are set in one place for web, worker and beat.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+app = Celery("dmaas")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,257 @@
+"""Django settings for dmaas.
+
+Everything comes from the environment (see the table in README.md) through the strict helpers in
+portal/env.py. The defaults make a fresh checkout work with no server at all: SQLite in WAL mode
+for the portal's tables, a DuckDB file for the warehouse and kombu's filesystem transport as the
+Celery broker, all under var/. Production sets DATABASE_URL, DMAAS_WAREHOUSE and CELERY_BROKER_URL.
+"""
+
+import os
+import secrets
+import zoneinfo
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from portal.broker import filesystem_transport_options, redis_transport_options
+from portal.env import env_bool, env_int, env_list, env_secret, env_str, secret_key_problem
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _path(name: str, default: Path) -> Path:
+    """A path from the environment; a relative one is taken from the repository root."""
+    return BASE_DIR / env_str(name, str(default))
+
+
+VAR_DIR = _path("DMAAS_VAR_DIR", BASE_DIR / "var")
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DMAAS_DEBUG", False)
+# pytest (>= 8.2) sets PYTEST_VERSION for the length of a run. pytest-django loads these settings
+# before any conftest can set variables, so this is how a bare `pytest` gets a throwaway key.
+TESTING = "PYTEST_VERSION" in os.environ
+
+
+def _local_secret_key(path: Path) -> str:
+    """A random key generated once per install, for development only.
+
+    web, worker and beat may start at the same moment and must agree on one key: the key is
+    written to a temporary file and linked into place, which fails if another process won.
+    """
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(secrets.token_urlsafe(64), encoding="utf-8")
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text(encoding="utf-8").strip()
+
+
+SECRET_KEY = env_secret("DMAAS_SECRET_KEY")
+_problem = secret_key_problem(SECRET_KEY)
+if _problem and DEBUG and SECRET_KEY is None:
+    SECRET_KEY = _local_secret_key(VAR_DIR / "secret_key")
+elif _problem and TESTING and SECRET_KEY is None:
+    SECRET_KEY = secrets.token_urlsafe(64)
+elif _problem and not DEBUG:
+    # A default key lets anyone forge sessions (Superset CVE-2023-27524): refuse to start.
+    raise ImproperlyConfigured(
+        f"DMAAS_SECRET_KEY {_problem}. Outside debug mode dmaas needs a random key of at least 50 "
+        "characters, e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(64))'. "
+        "For development, DMAAS_DEBUG=1 uses a key generated once under var/."
+    )
+
+ALLOWED_HOSTS = env_list("DMAAS_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DMAAS_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    # Before staticfiles, so runserver serves static files through WhiteNoise as production does.
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_celery_beat",
+    "models_service",
+    "runner",
+    "portal",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: the portal's own tables, not the warehouse.
+_database_url = env_str("DATABASE_URL", "")
+if _database_url:
+    try:
+        DATABASES = {
+            "default": dj_database_url.parse(
+                _database_url,
+                conn_max_age=env_int("DMAAS_DB_CONN_MAX_AGE", 60, minimum=0),
+                conn_health_checks=True,
+            )
+        }
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL cannot be read: {exc}") from None
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "portal.sqlite3",
+            "OPTIONS": {
+                # web, worker and beat share this file. WAL lets readers run beside the one
+                # writer; IMMEDIATE takes the write lock when a transaction starts, so two
+                # writers queue (up to `timeout` seconds) instead of failing with "database is
+                # locked" when a read transaction tries to upgrade.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The data-models git repository and the warehouse the engine builds into.
+DMAAS_REPO = str(_path("DMAAS_REPO", VAR_DIR / "data-models.git"))
+DMAAS_REPO_REMOTE = env_str("DMAAS_REPO_REMOTE", "")
+# Four slashes: `duckdb:///` followed by an absolute path.
+DMAAS_WAREHOUSE = env_str("DMAAS_WAREHOUSE", f"duckdb:///{VAR_DIR / 'warehouse.duckdb'}")
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("DMAAS_TIME_ZONE", "Europe/Berlin")
+try:
+    zoneinfo.ZoneInfo(TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(f"DMAAS_TIME_ZONE={TIME_ZONE!r} is not a known time zone.") from None
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = _path("DMAAS_STATIC_ROOT", VAR_DIR / "static")
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start when it is missing
+MEDIA_ROOT = VAR_DIR / "media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Hashed, compressed files need `collectstatic`; tests run without it.
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if TESTING
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG or TESTING
+
+# HTTPS: set DMAAS_HTTPS=1 where the portal is reached over TLS (always, in production).
+DMAAS_HTTPS = env_bool("DMAAS_HTTPS", False)
+SECURE_SSL_REDIRECT = DMAAS_HTTPS
+# The container health check calls /healthz over plain HTTP from inside.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = DMAAS_HTTPS
+CSRF_COOKIE_SECURE = DMAAS_HTTPS
+SECURE_HSTS_SECONDS = env_int("DMAAS_HSTS_SECONDS", 31_536_000 if DMAAS_HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DMAAS_HSTS_INCLUDE_SUBDOMAINS", DMAAS_HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("DMAAS_HSTS_PRELOAD", DMAAS_HTTPS)
+if env_bool("DMAAS_BEHIND_PROXY", False):
+    # Only behind a proxy that sets this header itself; otherwise a client could claim HTTPS.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+X_FRAME_OPTIONS = "DENY"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "dmaas API",
+    "DESCRIPTION": "DataModels-as-a-Service",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Celery: read by portal/celery.py with the CELERY_ namespace.
+# The host part means nothing to the filesystem transport; without one kombu warns at every start.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
+CELERY_TASK_TIME_LIMIT = env_int("DMAAS_TASK_TIME_LIMIT", 3600, minimum=1)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("DMAAS_TASK_SOFT_TIME_LIMIT", CELERY_TASK_TIME_LIMIT - 60, minimum=1)
+if CELERY_TASK_SOFT_TIME_LIMIT >= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured("DMAAS_TASK_SOFT_TIME_LIMIT must be below DMAAS_TASK_TIME_LIMIT.")
+_scheme = CELERY_BROKER_URL.partition("://")[0]
+if _scheme == "filesystem":
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_transport_options(VAR_DIR / "celery")
+elif _scheme in ("redis", "rediss"):
+    _visibility = env_int("DMAAS_REDIS_VISIBILITY_TIMEOUT", 7200, minimum=1)
+    if _visibility <= CELERY_TASK_TIME_LIMIT:
+        raise ImproperlyConfigured(
+            "DMAAS_REDIS_VISIBILITY_TIMEOUT must exceed DMAAS_TASK_TIME_LIMIT, "
+            "or Redis hands a still-running task to a second worker."
+        )
+    CELERY_BROKER_TRANSPORT_OPTIONS = redis_transport_options(_visibility)
+else:
+    raise ImproperlyConfigured(f"CELERY_BROKER_URL must be filesystem:// or redis://, not {_scheme}://.")
+# A task is acknowledged when it ends, not when it starts, so a worker that dies mid-task
+# leaves it to be redelivered; tasks are written to be idempotent for that reason.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+_log_level = env_str("DMAAS_LOG_LEVEL", "INFO").upper()
+if _log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"DMAAS_LOG_LEVEL={_log_level!r} is not a log level.")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": _log_level},
+}

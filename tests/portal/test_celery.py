@@ -1,0 +1,73 @@
+"""A real worker takes a task from each supported broker: the filesystem default and Redis.
+
+`task_always_eager` would prove nothing about the broker settings (it serializes nothing and uses
+no queue), so these start Celery's in-process test worker.
+"""
+
+import uuid
+from contextlib import contextmanager
+
+import pytest
+import redis
+from celery import Celery, current_app
+from celery.contrib.testing.worker import start_worker
+
+import portal.tasks  # noqa: F401  (registers the shared task with every Celery app)
+from portal.broker import filesystem_transport_options, redis_transport_options
+from portal.celery import app as project_app
+
+
+@contextmanager
+def worker_app(**conf):
+    """A Celery app configured like the project's, with a worker running in a thread."""
+    app = Celery("dmaas-test", set_as_current=False)
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    app.conf.update(**conf)
+    previous = current_app._get_current_object()
+    try:
+        # Stopping takes ~4 s on the filesystem transport: its worker loop waits on the broker
+        # for 2 s at a time and notices the stop only between waits.
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            yield app
+    finally:
+        # start_worker makes its app the process default; give the project app its place back.
+        previous.set_current()
+        previous.set_default()
+        app.close()
+
+
+def test_project_app_acknowledges_late_and_uses_the_database_scheduler():
+    conf = project_app.conf
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    assert "portal.tasks.ping" in project_app.tasks
+
+
+@pytest.mark.django_db(transaction=True)
+def test_filesystem_broker_delivers_a_task_to_a_real_worker(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    with worker_app(
+        broker_url="filesystem://localhost//",
+        broker_transport_options=filesystem_transport_options(tmp_path / "broker"),
+        result_backend=f"file://{results}",
+    ) as app:
+        assert app.tasks["portal.tasks.ping"].delay().get(timeout=20, interval=0.05) == "pong"
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_redis_broker_delivers_a_task_to_a_real_worker(redis_url):
+    # A queue of its own, so nothing left in this Redis database by another run is consumed.
+    queue = f"dmaas-test-{uuid.uuid4().hex}"
+    try:
+        with worker_app(
+            broker_url=redis_url,
+            broker_transport_options=redis_transport_options(7200),
+            result_backend=redis_url,
+            task_default_queue=queue,
+        ) as app:
+            assert app.tasks["portal.tasks.ping"].delay().get(timeout=20, interval=0.05) == "pong"
+    finally:
+        redis.Redis.from_url(redis_url).delete(queue)
