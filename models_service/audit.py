@@ -1,0 +1,29 @@
+"""Writing to the audit log. Every state change of note calls `record` once, in its service function."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models.audit import AuditEntry, AuditSource
+
+
+def record(actor: Any, action: str, obj: Any = None, *, source: str, sha: str = "",
+           details: dict[str, Any] | None = None, object_type: str = "", object_id: str = "",
+           object_repr: str = "") -> AuditEntry:
+    """Append one entry. `actor` is a user or None (the system); `obj` any model instance or None."""
+    if obj is not None:
+        object_type = object_type or obj._meta.model_name
+        object_id = object_id or str(obj.pk)
+        object_repr = object_repr or str(obj)[:200]
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    return AuditEntry.objects.create(
+        actor=user,
+        actor_name=user.get_username() if user is not None else "",
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        object_repr=object_repr[:200],
+        sha=sha,
+        source=AuditSource(source),
+        details=details or {},
+    )
