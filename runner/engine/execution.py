@@ -134,6 +134,7 @@ class Executor:
 
     def run(self, selected: set[str]) -> RunSummary:
         start = time.monotonic()
+        self.adapter.prime_catalog()
         graph = execution_graph(self.manifest, selected, self.options.command)
         summary = RunSummary()
         depth = graph.depths()

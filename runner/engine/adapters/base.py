@@ -25,12 +25,18 @@ class Adapter:
     type = "base"
     dialect = "duckdb"
     drop_cascade = ""
+    # Whether relation_type may answer from a catalog read once per run. Not where a drop cascades
+    # to dependent views (PostgreSQL): then the warehouse changes behind the cache's back.
+    cache_catalog = True
 
     def __init__(self, url: str):
         self.url = url
         self._local = threading.local()
         self._all: list[Any] = []
         self._lock = threading.Lock()
+        # (schema, name) -> "table" | "view" | None (absent), read once per run instead of per node;
+        # one run per target at a time keeps it true while the run goes on.
+        self._catalog: dict[tuple[str, str], str | None] | None = None
 
     # --------------------------------------------------------------- connections
     def _connect(self) -> Any:  # pragma: no cover - abstract
@@ -46,6 +52,7 @@ class Adapter:
         return conn
 
     def close(self) -> None:
+        self._catalog = None
         with self._lock:
             for conn in self._all:
                 try:
@@ -89,7 +96,20 @@ class Adapter:
                 out[(schema, name)] = "view" if "VIEW" in kind.upper() else "table"
         return out
 
+    def prime_catalog(self) -> dict[tuple[str, str], str]:
+        """Read the catalog once; relation_type answers from it until the adapter is closed."""
+        relations = self.relations()
+        if self.cache_catalog:
+            self._catalog = dict(relations)
+        return relations
+
+    def _remember(self, schema: str, name: str, kind: str | None) -> None:
+        if self._catalog is not None:
+            self._catalog[(schema, name)] = kind
+
     def relation_type(self, schema: str, name: str) -> str | None:
+        if self._catalog is not None:
+            return self._catalog.get((schema, name))
         rows = self.fetchall(
             "select table_type from information_schema.tables where table_schema = ? and table_name = ?"
             if self.type == "duckdb" else
@@ -128,6 +148,7 @@ class Adapter:
             self.execute(f"alter {'view' if kind == 'view' else 'table'} {rel(schema, tmp)} rename to {quote(name)}")
             if existing is not None:
                 self._drop(schema, backup, existing)
+        self._remember(schema, name, kind)
 
     def build_table(self, schema: str, name: str, sql: str) -> int | None:
         tmp = temp_name(name)

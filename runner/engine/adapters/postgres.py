@@ -12,6 +12,7 @@ class PostgresAdapter(Adapter):
     type = "postgres"
     dialect = "postgres"
     drop_cascade = " cascade"
+    cache_catalog = False
 
     def __init__(self, url: str, statement_timeout_ms: int | None = None):
         super().__init__(url)
