@@ -23,7 +23,7 @@ from .errors import ProjectError
 from .graph import Graph
 from .project import Node, Project, parse_test_target
 from .sandbox import RenderLimitError, make_environment, render
-from .sqlcheck import check_query
+from .sqlcheck import check_query, statement_problem
 
 PLACEHOLDER_RE = re.compile(r"\x00ref:([^\x00]+)\x00")
 EXPR_RE = re.compile(r"\{\{(?![-+])((?:[^}'\"]|'[^']*'|\"[^\"]*\")*?)(?<![-+])\}\}")
@@ -91,6 +91,26 @@ class Manifest:
     relations: dict[str, tuple[str, str]]  # uid -> (schema, identifier) for models, seeds, sources
     graph: Graph
     warnings: list[str] = field(default_factory=list)
+    # uid -> lines the compiled SQL has in front of the model's own first line (ephemeral CTEs),
+    # or None where Jinja changed the line count and compiled lines do not map to the source
+    line_shift: dict[str, int | None] = field(default_factory=dict)
+
+    def source_line(self, uid: str, compiled_line: int | None) -> int | None:
+        shift = self.line_shift.get(uid)
+        if compiled_line is None or shift is None:
+            return None
+        line = compiled_line - shift
+        return line if line >= 1 else None
+
+    def check_sql(self, uid: str) -> None:
+        """The full syntax check of one model, in the warehouse's dialect; raises ProjectError."""
+        node = self.nodes[uid]
+        problem = check_query(self.compiled[uid], "postgres" if self.target.type == "postgres" else "duckdb")
+        if problem is not None:
+            line = self.source_line(uid, problem.line)
+            raise ProjectError(node.path, problem.message, line,
+                               "" if line or problem.line is None else
+                               f"(line {problem.line} of the compiled SQL: dmaas compile shows it)")
 
     def relation_sql(self, uid: str) -> str:
         schema, identifier = self.relations[uid]
@@ -451,15 +471,16 @@ class Compiler:
             return self._rendered[uid]
 
         sql = resolve(text, (node.unique_id,))
+        shift: int | None = 0 if text.count("\n") == node.raw_code.count("\n") else None
         if ctes:
+            before = sql.count("\n")
             sql = _inject_ctes(sql, ctes)
-        problem = check_query(sql, self.dialect)
+            shift = None if shift is None else sql.count("\n") - before
+        manifest.line_shift[node.unique_id] = shift
+        problem = statement_problem(sql)
         if problem is not None:
-            line = problem.line
-            if line is not None and not ctes and sql.count("\n") != node.raw_code.count("\n"):
-                line = None  # Jinja changed the line count: the compiled line would mislead
-            raise ProjectError(node.path, problem.message, line,
-                               "" if line else "The line is counted in the compiled SQL (dmaas compile).")
+            line = manifest.source_line(node.unique_id, problem.line)
+            raise ProjectError(node.path, problem.message, line)
         return sql
 
     def _generic_test(self, manifest: Manifest, node: Node) -> str:

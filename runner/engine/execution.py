@@ -213,6 +213,10 @@ class Executor:
                 schema, identifier = self.manifest.relations[uid]
                 result.relation = f"{schema}.{identifier}"
                 self._ensure_schema(schema)
+                if node.resource_type == "model":
+                    # syntax is checked here, in the worker threads, where it overlaps other
+                    # models' SQL; a model that is not one valid query never reaches the warehouse
+                    self.manifest.check_sql(uid)
                 if node.resource_type == "seed":
                     columns, rows = read_seed(node.raw_code, node.config.get("column_types"),
                                               keep_null_word=self.adapter.type == "duckdb")
@@ -252,6 +256,8 @@ class Executor:
 
     def _run_test(self, uid: str, result: NodeResult) -> None:
         node = self.manifest.nodes[uid]
+        if node.test and node.test.kind == "singular":
+            self.manifest.check_sql(uid)
         failures, should_warn, should_error = self.adapter.run_test(test_query(self.manifest, uid))
         result.failures = failures
         result.status = test_status(failures, should_warn, should_error, node.config.get("severity", "error"))

@@ -136,12 +136,25 @@ def test_anything_but_one_query_is_rejected(sql, message):
         compile_files({"models/bad.sql": sql})
 
 
-def test_sql_syntax_error_names_the_line():
+def test_sql_syntax_error_names_the_source_line():
+    """Compiling only renders (as dbt's does); the full parse runs before a model reaches the warehouse."""
+    files = {"models/bad.sql": "{{ config(materialized='table') }}\nselect a,\n  b\nfrom t\nwhere (x = 1"}
+    manifest = compile_files(files)
     with pytest.raises(ProjectError) as info:
-        compile_files({"models/bad.sql": "select a,\n  b\nfrom t\nwhere (x = 1"})
+        manifest.check_sql("model.shop.bad")
     assert info.value.path == "models/bad.sql"
     assert "syntax error" in str(info.value).lower()
-    assert info.value.line in (4, 5)
+    assert info.value.line == 5
+
+
+def test_syntax_errors_map_through_ephemeral_ctes():
+    manifest = compile_files({
+        "models/eph.sql": "{{ config(materialized='ephemeral') }}\nselect 1 as x",
+        "models/bad.sql": "with t as (select * from {{ ref('eph') }})\nselect x,\nfrom t where",
+    })
+    with pytest.raises(ProjectError) as info:
+        manifest.check_sql("model.shop.bad")
+    assert info.value.line == 3
 
 
 def test_jinja_syntax_error_names_the_line():

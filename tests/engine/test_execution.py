@@ -189,3 +189,14 @@ def test_the_same_project_builds_on_postgres(postgres_url):
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             admin.execute(f'drop database if exists "{db}" with (force)')
+
+
+def test_a_syntax_error_fails_the_node_before_the_warehouse_sees_it(duck):
+    files = dict(LAYERED, **{"models/people_table.sql": "{{ config(materialized='table') }}\n"
+                             "select id,\nfrom {{ ref('stg_people') }} where"})
+    _, summary = build(files, duck)
+    result = next(r for r in summary.results if r.name == "people_table")
+    assert result.status == "error"
+    assert result.message.startswith("models/people_table.sql:3: SQL syntax error")
+    assert statuses(summary)["counts"] == "skipped"
+    assert rows(duck, "select count(*) from information_schema.tables where table_name = 'people_table'") == [(0,)]
