@@ -38,7 +38,9 @@ POLICY: dict[str, frozenset[Role]] = {
     "run.trigger": frozenset({ADM}),
     "sla.view": frozenset({ADM}),
     "audit.view": frozenset({ADM, S}),
-    "user.manage": frozenset({ADM}),
+    "user.manage": frozenset({ADM}),  # set roles, deactivate, open the Django admin
+    "token.manage_own": EVERYONE,  # API tokens for oneself; an account with no role gets none
+    "token.manage_any": frozenset({ADM}),  # see, create and revoke anyone's API tokens
     "pii.view": frozenset({L, ADM}),  # see unmasked PII columns
     "pii.classify": frozenset({L}),  # confirm or reject PII tags
 }
@@ -72,6 +74,12 @@ def can(user: Any, action: str, obj: Any = None) -> bool:
     if obj is not None and action == "model.edit":
         return getattr(obj, "author_id", None) == user.pk or has_role(user, Role.ADMIN)
     return True
+
+
+def permissions_of(user: Any) -> list[str]:
+    """Every action the user's roles allow (object rules aside), sorted: for /api/v1/me and pages."""
+    roles = roles_of(user)
+    return sorted(action for action, allowed in POLICY.items() if roles & allowed)
 
 
 def require(user: Any, action: str, obj: Any = None) -> None:

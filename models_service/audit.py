@@ -27,3 +27,37 @@ def record(actor: Any, action: str, obj: Any = None, *, source: str, sha: str = 
         source=AuditSource(source),
         details=details or {},
     )
+
+
+def entries(
+    *,
+    action: str = "",
+    actor: str = "",
+    source: str = "",
+    object_type: str = "",
+    object_id: str = "",
+    sha: str = "",
+    since: Any = None,
+    until: Any = None,
+):
+    """Entries matching every filter given, newest first. `action` ending in "." is a family
+    ("token." matches token.create and token.revoke); `sha` matches a prefix; since/until are
+    aware datetimes (since inclusive, until exclusive)."""
+    found = AuditEntry.objects.all()
+    if action:
+        found = found.filter(action__startswith=action) if action.endswith(".") else found.filter(action=action)
+    if actor:
+        found = found.filter(actor_name=actor)
+    if source:
+        found = found.filter(source=source)
+    if object_type:
+        found = found.filter(object_type=object_type)
+    if object_id:
+        found = found.filter(object_id=object_id)
+    if sha:
+        found = found.filter(sha__startswith=sha.lower())
+    if since is not None:
+        found = found.filter(at__gte=since)
+    if until is not None:
+        found = found.filter(at__lt=until)
+    return found

@@ -2,35 +2,47 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from models_service.access import Role, roles_of
+
 pytestmark = pytest.mark.django_db
 
+EXPECTED = {"ana": Role.ANALYST, "rita": Role.REVIEWER, "adam": Role.ADMIN, "vic": Role.VIEWER}
 
-def demo_logins(capsys) -> dict[str, str]:
+
+def demo_logins(capsys) -> dict[str, tuple[str, str]]:
+    """username -> (password, role), as scripts/dev prints them."""
     call_command("dmaas_demo")
-    return dict(line.split() for line in capsys.readouterr().out.splitlines())
+    lines = capsys.readouterr().out.splitlines()
+    return {name: (password, role) for name, password, role in (line.split() for line in lines)}
 
 
-def test_demo_creates_an_admin_whose_printed_password_works_on_every_run(settings, tmp_path, capsys):
+def test_demo_creates_a_user_per_role_whose_printed_password_works_on_every_run(settings, tmp_path, capsys):
     settings.DEBUG = True
     settings.VAR_DIR = tmp_path
     first = demo_logins(capsys)
     second = demo_logins(capsys)
     assert first == second
-    admin = get_user_model().objects.get(username="admin")
-    assert admin.is_superuser and admin.is_staff
-    assert admin.check_password(first["admin"])
+    assert set(first) == set(EXPECTED)
+    for username, role in EXPECTED.items():
+        user = get_user_model().objects.get(username=username)
+        assert roles_of(user) == {role} and first[username][1] == role.value
+        assert user.check_password(first[username][0])
+        assert not user.is_superuser
+    assert get_user_model().objects.get(username="adam").is_staff  # the Django admin opens for the admin
 
 
-def test_demo_repairs_a_changed_password(settings, tmp_path, capsys):
+def test_demo_repairs_a_changed_password_and_role(settings, tmp_path, capsys):
     settings.DEBUG = True
     settings.VAR_DIR = tmp_path
-    password = demo_logins(capsys)["admin"]
-    admin = get_user_model().objects.get(username="admin")
-    admin.set_password("something else entirely")
-    admin.save()
-    assert demo_logins(capsys)["admin"] == password
-    admin.refresh_from_db()
-    assert admin.check_password(password)
+    password = demo_logins(capsys)["ana"][0]
+    ana = get_user_model().objects.get(username="ana")
+    ana.set_password("something else entirely")
+    ana.is_active = False
+    ana.save()
+    ana.groups.clear()
+    assert demo_logins(capsys)["ana"][0] == password
+    ana = get_user_model().objects.get(username="ana")
+    assert ana.check_password(password) and ana.is_active and roles_of(ana) == {Role.ANALYST}
 
 
 def test_demo_refuses_to_run_outside_debug(settings, tmp_path):
@@ -38,4 +50,4 @@ def test_demo_refuses_to_run_outside_debug(settings, tmp_path):
     settings.VAR_DIR = tmp_path
     with pytest.raises(CommandError, match="DMAAS_DEBUG=1"):
         call_command("dmaas_demo")
-    assert not get_user_model().objects.filter(username="admin").exists()
+    assert not get_user_model().objects.filter(username="ana").exists()

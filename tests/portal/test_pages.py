@@ -11,10 +11,21 @@ def test_home_invites_an_anonymous_visitor_to_log_in(client):
     assert b"<main" in response.content and b'aria-label="Main"' in response.content
 
 
-def test_home_greets_a_signed_in_user_and_links_staff_to_admin(admin_client):
+def test_home_greets_a_signed_in_user_and_links_admins_to_admin(admin_client):
     page = admin_client.get("/").content.decode()
     assert "Signed in as <strong>admin</strong>" in page
     assert 'href="/admin/"' in page
+
+
+def test_home_tells_a_user_without_a_role_what_to_do(client, outsider):
+    client.force_login(outsider)
+    page = client.get("/").content.decode()
+    assert "no role yet" in page
+
+
+def test_home_names_the_roles(client, reviewer):
+    client.force_login(reviewer)
+    assert "Your roles: <strong>Reviewer</strong>" in client.get("/").content.decode()
 
 
 def test_login_page_has_labelled_fields(client):
@@ -73,7 +84,61 @@ def test_healthz_is_503_when_the_database_fails(client, monkeypatch):
     assert response.json()["database"] == "unreachable"
 
 
-def test_openapi_schema_is_served(client):
-    response = client.get("/api/schema/")
+def test_openapi_schema_is_served_under_the_versioned_api(client, viewer):
+    client.force_login(viewer)
+    response = client.get("/api/schema/", follow=True)
+    assert response.redirect_chain == [("/api/v1/schema/", 301)]
     assert response.status_code == 200
     assert b"openapi" in response.content
+
+
+def test_password_change_works_and_keeps_the_user_logged_in(client, analyst):
+    client.force_login(analyst)
+    page = client.get("/accounts/password/").content.decode()
+    assert '<label for="id_old_password">Old password</label>' in page
+    response = client.post(
+        "/accounts/password/",
+        {
+            "old_password": "correct horse battery staple",
+            "new_password1": "another fine passphrase 9",
+            "new_password2": "another fine passphrase 9",
+        },
+    )
+    assert response.status_code == 302 and response["Location"] == "/accounts/password/done/"
+    assert client.get("/accounts/password/done/").status_code == 200
+    analyst.refresh_from_db()
+    assert analyst.check_password("another fine passphrase 9")
+
+
+def test_profile_lists_roles_and_links_to_the_password_change(client, reviewer):
+    client.force_login(reviewer)
+    page = client.get("/profile/").content.decode()
+    assert "<dt>Roles</dt>" in page and "Reviewer" in page
+    assert 'href="/accounts/password/"' in page
+
+
+def test_profile_creates_a_token_shown_once_and_revokes_it(client, analyst):
+    client.force_login(analyst)
+    response = client.post("/profile/", {"name": "export", "days": "7"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]  # the page with the token is never cached
+    raw = page.split('id="new-token" class="token-value" type="text" value="', 1)[1].split('"', 1)[0]
+    assert raw.startswith("dmaas_") and "shown only this once" in page
+    again = client.get("/profile/").content.decode()
+    assert raw not in again and "export" in again
+    from portal.models import ApiToken
+
+    token = ApiToken.objects.get(user=analyst)
+    assert (token.expires_at - token.created_at).days == 7
+    response = client.post(f"/profile/tokens/{token.pk}/revoke/", follow=True)
+    assert "is revoked" in response.content.decode()
+    token.refresh_from_db()
+    assert token.revoked_reason == "owner"
+
+
+def test_profile_refuses_a_token_lifetime_beyond_the_maximum(client, analyst):
+    client.force_login(analyst)
+    response = client.post("/profile/", {"name": "x", "days": "1000"})
+    assert response.status_code == 400
+    assert "less than or equal to 365" in response.content.decode()

@@ -155,6 +155,10 @@ def test_debug_generates_one_key_per_install_and_keeps_it(tmp_path):
             {"CELERY_BROKER_URL": "redis://localhost/0", "DMAAS_REDIS_VISIBILITY_TIMEOUT": "3600"},
             "must exceed DMAAS_TASK_TIME_LIMIT",
         ),
+        ({"DMAAS_CACHE_URL": "memcached://cache:11211"}, "DMAAS_CACHE_URL must be a redis:// URL"),
+        ({"DMAAS_API_RATE": "fast"}, "DMAAS_API_RATE='fast' is not a rate"),
+        ({"DMAAS_API_TOKEN_DAYS": "400"}, "DMAAS_API_TOKEN_DAYS must not exceed"),
+        ({"DMAAS_LOGIN_FAILURE_LIMIT": "0"}, "below the minimum"),
     ],
 )
 def test_refuses_to_start_with_malformed_settings(tmp_path, env, message):

@@ -1,0 +1,125 @@
+"""A1: every route x every persona x every method answers as the policy says.
+
+The routes are walked from Django's resolver, so a new URL is in the matrix the moment it exists;
+without an entry in tests/access/routes.py it fails here. Each case runs in a savepoint that is
+rolled back, so a DELETE in one case does not change what the next one sees.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import transaction
+from django.test import Client
+from django.urls import URLResolver, get_resolver
+from rest_framework.permissions import AllowAny
+from rest_framework.views import APIView
+
+from portal import tokens
+from tests.access.routes import ADMIN_LOGIN, LOGIN, PREFIX_ENTRIES, PUBLIC_ROUTES, ROUTES
+from tests.personas import PERSONAS, make_persona
+
+
+def walk(resolver: URLResolver | None = None, prefix: str = ""):
+    """Every route's pattern string; an included URLconf listed in PREFIX_ENTRIES counts as one."""
+    resolver = resolver or get_resolver()
+    for pattern in resolver.url_patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver) and route not in PREFIX_ENTRIES:
+            yield from walk(pattern, route)
+        else:
+            yield route
+
+
+ALL_ROUTES = sorted(set(walk()))
+
+
+def test_every_route_has_an_entry_in_the_policy_table():
+    missing = [route for route in ALL_ROUTES if route not in ROUTES]
+    assert not missing, f"add these routes to tests/access/routes.py: {missing}"
+
+
+def test_the_policy_table_lists_no_route_that_is_gone():
+    stale = sorted(set(ROUTES) - set(ALL_ROUTES))
+    assert not stale, f"remove these entries from tests/access/routes.py: {stale}"
+
+
+@pytest.mark.parametrize("route", [r for r in ALL_ROUTES if r not in PUBLIC_ROUTES])
+def test_no_route_outside_the_allowlist_lets_an_anonymous_caller_through(route):
+    entry = ROUTES.get(route)
+    assert entry is not None, f"{route!r} has no entry in tests/access/routes.py"
+    answers = {entry.expected("anonymous", method) for method in entry.methods}
+    assert answers <= {LOGIN, ADMIN_LOGIN, 401}, f"{route!r} would answer an anonymous caller with {answers}"
+
+
+def _callbacks(resolver: URLResolver | None = None, prefix: str = ""):
+    """(route, view callback) for every route outside PREFIX_ENTRIES."""
+    for pattern in (resolver or get_resolver()).url_patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            if route not in PREFIX_ENTRIES:
+                yield from _callbacks(pattern, route)
+        else:
+            yield route, pattern.callback
+
+
+def test_no_api_view_is_allow_any_outside_the_allowlist():
+    """A1, read from the code as well as from the answers: AllowAny only where the table allows."""
+    offenders, checked = [], 0
+    for route, callback in _callbacks():
+        view = getattr(callback, "cls", None)
+        if view is None or not issubclass(view, APIView) or route in PUBLIC_ROUTES:
+            continue
+        checked += 1
+        if any(issubclass(permission, AllowAny) for permission in view.permission_classes):
+            offenders.append(route)
+    assert not offenders, f"AllowAny outside the allowlist: {offenders}"
+    assert checked >= 8  # me, tokens (2), users (2), audit, schema, docs
+
+
+def _status_matches(response, expected) -> bool:
+    if expected == LOGIN:
+        return response.status_code == 302 and response["Location"].startswith("/accounts/login/?next=")
+    if expected == ADMIN_LOGIN:
+        return response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    if expected == 401 and response.status_code == 401:
+        return "WWW-Authenticate" in response
+    return response.status_code == expected
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", ALL_ROUTES)
+def test_route_answers_every_persona_and_method_as_the_policy_says(route):
+    entry = ROUTES.get(route)
+    assert entry is not None, f"{route!r} has no entry in tests/access/routes.py"
+    users = {name: make_persona(name) for name in PERSONAS}
+    objects = dict(users) | {
+        "token": tokens.create_token(users["analyst"], users["analyst"], name="t", source="api").token
+    }
+    url = entry.url(objects) if callable(entry.url) else entry.url
+    clients = {"anonymous": Client(raise_request_exception=False)}
+    for name, user in users.items():
+        clients[name] = Client(raise_request_exception=False)
+        clients[name].force_login(user)
+
+    wrong = []
+    for persona, client in clients.items():
+        for method in entry.methods:
+            body = entry.bodies.get(method, {})
+            with transaction.atomic():
+                if entry.json:
+                    response = client.generic(
+                        method, url, data=json.dumps(body), content_type="application/json"
+                    )
+                elif method == "POST":
+                    response = client.post(url, body)
+                else:
+                    response = client.generic(method, url)
+                transaction.set_rollback(True)
+            expected = entry.expected(persona, method)
+            if not _status_matches(response, expected):
+                wrong.append(
+                    f"{persona:>9} {method:<6} {url}: expected {expected}, got {response.status_code}"
+                )
+    assert not wrong, "\n" + "\n".join(wrong)
