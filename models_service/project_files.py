@@ -20,7 +20,7 @@ except AttributeError:  # pragma: no cover
     _Loader = yaml.SafeLoader
     _Dumper = yaml.SafeDumper
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")  # \Z: "$" would also accept a trailing newline
 GENERIC_TESTS = ("unique", "not_null", "accepted_values", "relationships")
 DEFAULT_PATHS = {
     "model-paths": ["models"],

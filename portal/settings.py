@@ -8,7 +8,9 @@ Celery broker, all under var/. Production sets DATABASE_URL, DMAAS_WAREHOUSE and
 
 import os
 import secrets
+import tempfile
 import zoneinfo
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -69,6 +71,7 @@ elif _problem and not DEBUG:
 
 ALLOWED_HOSTS = env_list("DMAAS_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DMAAS_CSRF_TRUSTED_ORIGINS", [])
+CSRF_FAILURE_VIEW = "portal.views.errors.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -81,6 +84,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files served from this process: the docs page works with no CDN.
+    "drf_spectacular_sidecar",
+    "axes",
     "django_celery_beat",
     "models_service",
     "runner",
@@ -96,6 +102,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -111,6 +119,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.navigation",
             ],
         },
     },
@@ -143,6 +152,10 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            # Tests use a file like production, not Django's shared-cache in-memory database: that
+            # one answers concurrent writers with "table is locked" at once instead of queueing them
+            # (WAL, IMMEDIATE and the timeout above do not apply to it). One file per test process.
+            "TEST": {"NAME": str(Path(tempfile.gettempdir()) / f"dmaas-test-{os.getpid()}.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -150,6 +163,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The data-models git repository and the warehouse the engine builds into.
 DMAAS_REPO = str(_path("DMAAS_REPO", VAR_DIR / "data-models.git"))
 DMAAS_REPO_REMOTE = env_str("DMAAS_REPO_REMOTE", "")
+if DMAAS_REPO_REMOTE and (
+    "::" in DMAAS_REPO_REMOTE
+    or DMAAS_REPO_REMOTE.startswith("-")
+    or ("://" in DMAAS_REPO_REMOTE and not DMAAS_REPO_REMOTE.lower().startswith(("file://", "ssh://", "https://")))
+):
+    # Transport helpers such as ext:: run commands (GitPython CVE-2022-24439); the store refuses them too.
+    raise ImproperlyConfigured("DMAAS_REPO_REMOTE must be a local path, file://, ssh:// (or user@host:path) or https://.")
 # Four slashes: `duckdb:///` followed by an absolute path.
 DMAAS_WAREHOUSE = env_str("DMAAS_WAREHOUSE", f"duckdb:///{VAR_DIR / 'warehouse.duckdb'}")
 
@@ -162,6 +182,35 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
+AUTHENTICATION_BACKENDS = [
+    # django-axes refuses a username that is locked out; the guard then reserves one of the
+    # allowed attempts before the password is checked, so parallel guesses cannot all slip
+    # past axes' count (portal/login_guard.py says why); ModelBackend checks the password.
+    "axes.backends.AxesStandaloneBackend",
+    "portal.backends.LoginGuardBackend",
+    "django.contrib.auth.backends.ModelBackend",
+    # Platform admins get the Django admin's model permissions from their role, not per user.
+    "portal.backends.RolePermissionBackend",
+]
+
+# Login lockout (django-axes). Counted per username, whatever the address: guessing one
+# account's password from many addresses is the attack that matters, and a per-address count
+# lets a botnet through. The price is that anyone can lock an account for the cool-off; that is
+# why the cool-off is short and an admin can lift it (`manage.py axes_reset_username NAME`).
+AXES_FAILURE_LIMIT = env_int("DMAAS_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("DMAAS_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_RESET_ON_SUCCESS = True
+# Attempts during a lockout do not restart the cool-off: it ends COOLOFF after the 10th failure.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False  # no banner on every manage.py command; lockouts are still logged
+# axes.W006 asks for the address among the parameters because, it says, attackers rotate
+# User-Agents or cookies; a count per username depends on neither (tests/access/test_lockout.py
+# rotates both, and the address too). Silenced for that reason only.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_SENSITIVE_PARAMETERS = ["username", "password", "new_password1", "new_password2", "old_password"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("DMAAS_TIME_ZONE", "Europe/Berlin")
@@ -201,18 +250,72 @@ SECURE_HSTS_PRELOAD = env_bool("DMAAS_HSTS_PRELOAD", DMAAS_HTTPS)
 if env_bool("DMAAS_BEHIND_PROXY", False):
     # Only behind a proxy that sets this header itself; otherwise a client could claim HTTPS.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # The proxy appends the client's address to X-Forwarded-For; axes records that address.
+    AXES_IPWARE_PROXY_COUNT = 1
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
 X_FRAME_OPTIONS = "DENY"
 
+# A cache shared by every web process in production (API throttling counts in it); without
+# one, each process counts on its own, which is fine for the single process of development.
+_cache_url = env_str("DMAAS_CACHE_URL", "")
+if _cache_url.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}}
+elif _cache_url:
+    raise ImproperlyConfigured("DMAAS_CACHE_URL must be a redis:// URL (or unset for a per-process cache).")
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# API tokens: how long a new one lives unless its creator asks for less (or more, up to the maximum).
+DMAAS_API_TOKEN_DAYS = env_int("DMAAS_API_TOKEN_DAYS", 30, minimum=1)
+DMAAS_API_TOKEN_MAX_DAYS = env_int("DMAAS_API_TOKEN_MAX_DAYS", 365, minimum=1)
+if DMAAS_API_TOKEN_DAYS > DMAAS_API_TOKEN_MAX_DAYS:
+    raise ImproperlyConfigured("DMAAS_API_TOKEN_DAYS must not exceed DMAAS_API_TOKEN_MAX_DAYS.")
+
+
+def _rate(name: str, default: str) -> str:
+    value = env_str(name, default)
+    number, _, period = value.partition("/")
+    if not number.isdigit() or period[:1] not in ("s", "m", "h", "d"):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate such as 600/minute.")
+    return value
+
+
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    # A token first: its class answers 401 with a WWW-Authenticate header. Session cookies serve
+    # the pages' own calls, and DRF checks their CSRF token on every unsafe method.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "portal.api.auth.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "portal.api.frame.Pagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
+    # Fairness between clients, counted in the cache. Not a defence against password guessing:
+    # concurrent requests slip past it (DRF #8127); the login lockout does that job.
+    "DEFAULT_THROTTLE_CLASSES": ["portal.api.frame.ClientRateThrottle", "rest_framework.throttling.AnonRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "client": _rate("DMAAS_API_RATE", "600/minute"),
+        "anon": _rate("DMAAS_API_ANON_RATE", "60/minute"),
+    },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "dmaas API",
-    "DESCRIPTION": "DataModels-as-a-Service",
-    "VERSION": "0.1.0",
+    "DESCRIPTION": (
+        "DataModels-as-a-Service. Authenticate with `Authorization: Bearer <token>` (tokens are made "
+        "on the profile page). Errors have the shape `{\"error\": {\"code\", \"message\", \"field\"}}`."
+    ),
+    "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Celery: read by portal/celery.py with the CELERY_ namespace.
@@ -244,6 +347,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Installed into django-celery-beat's tables when beat starts (then editable in the admin). `expires`
+# just under the period, so runs never pile up behind a slow remote.
+DMAAS_SYNC_INTERVAL = env_int("DMAAS_SYNC_INTERVAL", 60, minimum=10)
+CELERY_BEAT_SCHEDULE = {
+    "dmaas-sync-remote": {
+        "task": "models_service.tasks.sync_remote",
+        "schedule": float(DMAAS_SYNC_INTERVAL),
+        "options": {"expires": DMAAS_SYNC_INTERVAL * 0.9},
+    },
+}
 
 _log_level = env_str("DMAAS_LOG_LEVEL", "INFO").upper()
 if _log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

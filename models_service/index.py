@@ -1,0 +1,347 @@
+"""The database index of the repository: rebuilt from git whole, or updated after each write and merge.
+
+Git is the source of truth; these rows make search and pages fast (walking 10,000 files per request
+would not be). `main` is indexed whole. A change branch keeps rows only for the models it touched
+(`deleted` for one it removes), laid over main's rows by `models_in`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+
+from . import access, model_files
+from .errors import ModelVersion
+from .git_store import MAIN_REF, GitStore, Snapshot, names
+from .models import ChangeRequest, IndexedColumn, IndexedNode, IndexedRef, IndexedTag, NodeKind
+from .project_files import ModelSpec, ProjectFileError, parse_project_file, parse_properties
+
+log = logging.getLogger(__name__)
+MAIN = "main"
+REF_RE = re.compile(r"""\bref\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*(?:,\s*['"][^'"]*['"]\s*)?(?:,\s*v(?:ersion)?=[^)]*)?\)""")
+SOURCE_RE = re.compile(r"""\bsource\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]\s*\)""")
+CONFIG_RE = re.compile(r"\{\{\s*config\((.*?)\)\s*\}\}", re.S)
+MATERIALIZED_RE = re.compile(r"""materialized\s*=\s*['"](\w+)['"]""")
+TAGS_RE = re.compile(r"""tags\s*=\s*(\[[^\]]*\]|['"][^'"]*['"])""")
+
+
+# --------------------------------------------------------------------------- reading a node out of git
+
+
+def _tags(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if isinstance(v, (str, int))]
+    return []
+
+
+def _sql_config(sql: str) -> tuple[str, list[str]]:
+    materialized, tags = "", []
+    for body in CONFIG_RE.findall(sql):
+        if m := MATERIALIZED_RE.search(body):
+            materialized = m.group(1)
+        if m := TAGS_RE.search(body):
+            tags += re.findall(r"""['"]([^'"]+)['"]""", m.group(1))
+    return materialized, tags
+
+
+def depends_on(sql: str) -> list[str]:
+    found = [m.group(1) for m in REF_RE.finditer(sql)]
+    found += [f"{a}.{b}" for a, b in SOURCE_RE.findall(sql)]
+    return sorted(set(found))
+
+
+def _spec_fields(spec: ModelSpec) -> tuple[str, str, list[str]]:
+    meta = dict(spec.extra.get("meta") or {}) if isinstance(spec.extra.get("meta"), dict) else {}
+    config_meta = spec.config.get("meta") if isinstance(spec.config.get("meta"), dict) else {}
+    owner = str(meta.get("owner") or config_meta.get("owner") or spec.config.get("owner") or "")
+    tags = _tags(spec.config.get("tags")) + _tags(spec.extra.get("tags"))
+    return owner, str(spec.config.get("materialized") or ""), tags
+
+
+def model_row(v: ModelVersion) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+    """(node fields, columns, tags) of a model version."""
+    owner, materialized, tags = _spec_fields(v.spec)
+    sql_materialized, sql_tags = _sql_config(v.sql)
+    fields = {
+        "path": v.sql_path, "yml_path": v.yml_path or "", "sql_blob": v.sql_blob, "yml_blob": v.yml_blob,
+        "description": v.spec.description, "owner": owner[:200], "materialized": sql_materialized or materialized,
+        "depends_on": depends_on(v.sql), "deleted": False, "commit_sha": v.commit,
+    }
+    columns = [
+        {"name": c.name[:200], "description": c.description, "data_type": str(c.data_type or "")[:100],
+         "tests": [t.kind for t in c.tests], "position": i}
+        for i, c in enumerate(v.spec.columns)
+    ]
+    return fields, columns, sorted(set(tags + sql_tags))
+
+
+# --------------------------------------------------------------------------- writing rows
+
+
+def _write_node(ref: str, kind: str, name: str, fields: dict[str, Any], columns: list[dict[str, Any]],
+                tags: Iterable[str]) -> None:
+    node, _ = IndexedNode.objects.update_or_create(ref=ref, kind=kind, name=name, defaults=fields)
+    IndexedColumn.objects.filter(node=node).delete()
+    IndexedColumn.objects.bulk_create([IndexedColumn(node=node, **c) for c in columns])
+    IndexedTag.objects.filter(node=node).delete()
+    IndexedTag.objects.bulk_create([IndexedTag(node=node, tag=t[:100]) for t in set(tags)])
+
+
+def _mark_ref(ref: str, sha: str) -> None:
+    IndexedRef.objects.update_or_create(ref=ref, defaults={"sha": sha})
+
+
+def index_models(ref: str, snap: Snapshot, model_names: Iterable[str], *, overlay: bool = False) -> None:
+    """Re-read the named models at `snap` into `ref`'s rows (missing ones are removed, or marked deleted
+    on an overlay)."""
+    rows = {n.name: n for n in IndexedNode.objects.filter(ref=ref, kind=NodeKind.MODEL, name__in=list(model_names))}
+    with transaction.atomic():
+        for name in model_names:
+            existing = rows.get(name)
+            hints = tuple(p for p in (existing.path, existing.yml_path) if p) if existing else ()
+            try:
+                v = model_files.version(snap, name, hints)
+            except ProjectFileError as exc:
+                log.warning("index: %s at %s: %s", name, snap.commit, exc)
+                continue
+            if v is None:
+                if overlay:
+                    _write_node(ref, NodeKind.MODEL, name, {"deleted": True, "commit_sha": snap.commit or ""}, [], [])
+                else:
+                    IndexedNode.objects.filter(ref=ref, kind=NodeKind.MODEL, name=name).delete()
+                continue
+            fields, columns, tags = model_row(v)
+            _write_node(ref, NodeKind.MODEL, name, fields, columns, tags)
+
+
+def rebuild(store: GitStore, ref: str = MAIN_REF) -> dict[str, int]:
+    """Index every model, seed and source of a ref from scratch (main: the catalog)."""
+    tip = store.tip(ref)
+    short = names.short_ref(ref)
+    snap = store.snapshot(tip)
+    nodes: list[tuple[IndexedNode, list[dict[str, Any]], list[str]]] = []
+    if tip is not None:
+        nodes = _all_nodes(snap, short)
+    with transaction.atomic():
+        IndexedNode.objects.filter(ref=short).delete()
+        created = IndexedNode.objects.bulk_create([n for n, _, _ in nodes], batch_size=500)
+        IndexedColumn.objects.bulk_create(
+            [IndexedColumn(node=node, **c) for node, (_, cols, _) in zip(created, nodes, strict=True) for c in cols],
+            batch_size=1000,
+        )
+        IndexedTag.objects.bulk_create(
+            [IndexedTag(node=node, tag=t[:100]) for node, (_, _, tags) in zip(created, nodes, strict=True)
+             for t in set(tags)],
+            batch_size=1000,
+        )
+        if tip:
+            _mark_ref(short, tip)
+    counts: dict[str, int] = {}
+    for node, _, _ in nodes:
+        counts[node.kind] = counts.get(node.kind, 0) + 1
+    return counts
+
+
+def _all_nodes(snap: Snapshot, ref: str) -> list[tuple[IndexedNode, list[dict[str, Any]], list[str]]]:
+    try:
+        cfg = parse_project_file(snap.text("dbt_project.yml") or "")
+        model_paths, seed_paths = cfg.model_paths, cfg.seed_paths
+    except ProjectFileError as exc:
+        log.warning("index: dbt_project.yml at %s: %s", snap.commit, exc)
+        model_paths, seed_paths = ["models"], ["seeds"]
+    sql: dict[str, tuple[str, str]] = {}  # name -> (path, blob)
+    seeds: dict[str, tuple[str, str]] = {}
+    specs: dict[str, tuple[ModelSpec, str, str]] = {}  # name -> (spec, yml path, yml blob)
+    out: list[tuple[IndexedNode, list[dict[str, Any]], list[str]]] = []
+    for root in model_paths + seed_paths:
+        for path, entry in snap.walk(root):
+            if not entry.is_blob:
+                continue  # symlinks and submodules are not part of the project the portal reads
+            stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+            if path.endswith(".sql") and root in model_paths and names.is_identifier(stem):
+                sql[stem] = (path, entry.oid)
+            elif path.endswith(".csv") and root in seed_paths and names.is_identifier(stem):
+                seeds[stem] = (path, entry.oid)
+            elif path.endswith((".yml", ".yaml")):
+                try:
+                    props = parse_properties(snap.store.git.read_text(entry.oid), path)
+                except ProjectFileError as exc:
+                    log.warning("index: %s at %s: %s", path, snap.commit, exc)
+                    continue
+                for spec in props.models + props.seeds:
+                    specs.setdefault(spec.name, (spec, path, entry.oid))
+                for src in props.sources:
+                    for tbl in src.tables:
+                        node = IndexedNode(ref=ref, kind=NodeKind.SOURCE, name=f"{src.name}.{tbl.name}", path=path,
+                                           yml_path=path, yml_blob=entry.oid, description=tbl.description or src.description,
+                                           commit_sha=snap.commit or "")
+                        cols = [{"name": c.name[:200], "description": c.description, "data_type": str(c.data_type or "")[:100],
+                                 "tests": [t.kind for t in c.tests], "position": i} for i, c in enumerate(tbl.columns)]
+                        out.append((node, cols, []))
+    for name, (path, blob) in sql.items():
+        spec, yml_path, yml_blob = specs.get(name, (ModelSpec(name=name), "", ""))
+        v = ModelVersion(name=name, commit=snap.commit or "", sql=snap.store.git.read_text(blob), spec=spec,
+                         sql_path=path, yml_path=yml_path or None, sql_blob=blob, yml_blob=yml_blob)
+        fields, columns, tags = model_row(v)
+        out.append((IndexedNode(ref=ref, kind=NodeKind.MODEL, name=name, **fields), columns, tags))
+    for name, (path, blob) in seeds.items():
+        spec, yml_path, yml_blob = specs.get(name, (ModelSpec(name=name), "", ""))
+        owner, _, tags = _spec_fields(spec)
+        cols = [{"name": c.name[:200], "description": c.description, "data_type": str(c.data_type or "")[:100],
+                 "tests": [t.kind for t in c.tests], "position": i} for i, c in enumerate(spec.columns)]
+        node = IndexedNode(ref=ref, kind=NodeKind.SEED, name=name, path=path, yml_path=yml_path, sql_blob=blob,
+                           yml_blob=yml_blob, description=spec.description, owner=owner[:200], commit_sha=snap.commit or "")
+        out.append((node, cols, tags))
+    return out
+
+
+def update_main(store: GitStore, old: str | None, new: str) -> None:
+    """Bring main's rows from commit `old` to `new`: only what changed is read again."""
+    indexed = IndexedRef.objects.filter(ref=MAIN).values_list("sha", flat=True).first()
+    if old is None or indexed != old:
+        rebuild(store, MAIN_REF)  # the index was not at `old`: start afresh
+        return
+    paths = store.changed_paths(old, new)
+    if "dbt_project.yml" in paths or any(not p.startswith("models/") for p in paths if p.endswith((".yml", ".yaml", ".csv"))):
+        rebuild(store, MAIN_REF)
+        return
+    old_snap, new_snap = store.snapshot(old), store.snapshot(new)
+    if any(p.endswith((".yml", ".yaml")) and _has_sources(new_snap, old_snap, p) for p in paths):
+        rebuild(store, MAIN_REF)
+        return
+    index_models(MAIN, new_snap, sorted(model_files.affected_models(old_snap, new_snap, paths)))
+    _mark_ref(MAIN, new)
+
+
+def _has_sources(new_snap: Snapshot, old_snap: Snapshot, path: str) -> bool:
+    for snap in (new_snap, old_snap):
+        data = snap.read(path)
+        if data and b"sources:" in data:
+            return True
+    return False
+
+
+def index_change(store: GitStore, change: ChangeRequest, model_names: Iterable[str] | None = None) -> None:
+    """Overlay rows for a change: the given models (after a save), or all it touches since its merge base."""
+    if not change.branch or not change.head_sha:
+        return
+    short = change.branch_name
+    snap = store.snapshot(change.head_sha)
+    if model_names is None:
+        main = store.tip(MAIN_REF)
+        base = store.merge_base(main, change.head_sha) if main else None
+        paths = store.changed_paths(base, change.head_sha) if base else []
+        model_names = sorted(model_files.affected_models(store.snapshot(base), snap, paths)) if base else []
+        IndexedNode.objects.filter(ref=short).exclude(name__in=list(model_names)).delete()
+    index_models(short, snap, list(model_names), overlay=True)
+    _mark_ref(short, change.head_sha)
+
+
+def drop_change(change: ChangeRequest) -> None:
+    IndexedNode.objects.filter(ref=change.branch_name).delete()
+    IndexedRef.objects.filter(ref=change.branch_name).delete()
+
+
+def rebuild_all(store: GitStore) -> dict[str, Any]:
+    """What `manage.py dmaas_reindex` does: main whole, then every open change's overlay."""
+    counts = rebuild(store, MAIN_REF)
+    changes = ChangeRequest.objects.exclude(branch=None).filter(state__in=[s.value for s in _open_states()])
+    for change in changes:
+        tip = store.tip(change.branch)
+        if tip and tip != change.head_sha:
+            ChangeRequest.objects.filter(pk=change.pk).update(head_sha=tip)
+            change.head_sha = tip
+        index_change(store, change)
+    stale = IndexedNode.objects.exclude(ref=MAIN).exclude(ref__in=[c.branch_name for c in changes])
+    stale.delete()
+    return {"main": counts, "changes": len(changes)}
+
+
+def _open_states():
+    from .models.changes import OPEN_STATES
+
+    return OPEN_STATES
+
+
+# --------------------------------------------------------------------------- search (catalog, editor)
+
+
+def models_in(user: Any, change: ChangeRequest | None = None, kind: str | None = NodeKind.MODEL) -> list[IndexedNode]:
+    """The nodes as seen from a change (main's rows with the change's own laid over), or main's."""
+    access.require(user, "catalog.view")
+    main_rows = IndexedNode.objects.filter(ref=MAIN).prefetch_related("columns", "tags")
+    if kind:
+        main_rows = main_rows.filter(kind=kind)
+    rows = {(n.kind, n.name): n for n in main_rows}
+    if change is not None and change.branch:
+        for n in IndexedNode.objects.filter(ref=change.branch_name).prefetch_related("columns", "tags"):
+            if kind and n.kind != kind:
+                continue
+            if n.deleted:
+                rows.pop((n.kind, n.name), None)
+            else:
+                rows[(n.kind, n.name)] = n
+    return sorted(rows.values(), key=lambda n: (n.kind, n.name))
+
+
+def search_catalog(user: Any, query: str, *, kind: str | None = None, limit: int = 50) -> list[IndexedNode]:
+    """Models, seeds and sources on main whose name, description, column or tag matches, best first:
+    exact name, name prefix, name contains, tag, column name, description."""
+    access.require(user, "catalog.view")
+    q = (query or "").strip()
+    base: QuerySet[IndexedNode] = IndexedNode.objects.filter(ref=MAIN, deleted=False)
+    if kind:
+        base = base.filter(kind=kind)
+    if not q:
+        return list(base.order_by("name")[:limit])
+    ranked: list[IndexedNode] = []
+    seen: set[int] = set()
+    for qs in (
+        base.filter(name__iexact=q),
+        base.filter(name__istartswith=q),
+        base.filter(name__icontains=q),
+        base.filter(tags__tag__iexact=q),
+        base.filter(columns__name__icontains=q),
+        base.filter(Q(description__icontains=q) | Q(owner__iexact=q)),
+    ):
+        for node in qs.order_by("name").distinct()[:limit]:
+            if node.pk not in seen:
+                seen.add(node.pk)
+                ranked.append(node)
+        if len(ranked) >= limit:
+            break
+    return ranked[:limit]
+
+
+def find_by_column(user: Any, column: str, limit: int = 200) -> list[IndexedColumn]:
+    """Columns on main named exactly `column` (case-insensitive), with their model."""
+    access.require(user, "catalog.view")
+    return list(IndexedColumn.objects.filter(node__ref=MAIN, name__iexact=column).select_related("node")
+                .order_by("node__name")[:limit])
+
+
+def find_by_tag(user: Any, tag: str, limit: int = 500) -> list[IndexedNode]:
+    access.require(user, "catalog.view")
+    return list(IndexedNode.objects.filter(ref=MAIN, tags__tag__iexact=tag).order_by("name").distinct()[:limit])
+
+
+def find_by_owner(user: Any, owner: str, limit: int = 500) -> list[IndexedNode]:
+    access.require(user, "catalog.view")
+    return list(IndexedNode.objects.filter(ref=MAIN, owner__iexact=owner).order_by("name")[:limit])
+
+
+def dependents_of(user: Any, name: str) -> list[str]:
+    """Models on main that ref() the given model (for lineage and a rename's warning)."""
+    access.require(user, "catalog.view")
+    out = []
+    for node in IndexedNode.objects.filter(ref=MAIN, kind=NodeKind.MODEL).only("name", "depends_on"):
+        if name in (node.depends_on or []):
+            out.append(node.name)
+    return sorted(out)
