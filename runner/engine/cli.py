@@ -86,7 +86,7 @@ def _main(args: argparse.Namespace) -> int:
             adapter = None  # nothing built yet: nothing is incremental, and compile creates no file
         else:
             adapter = adapter_for(args.warehouse)
-            existing = set(adapter.relations())
+            existing = {rel for rel, kind in adapter.prime_catalog().items() if kind}
     target = Target(name=args.target, schema=args.schema, type=wtype, threads=args.threads)
     try:
         manifest = compile_project(project, target, existing, args.full_refresh)

@@ -21,7 +21,7 @@ from jinja2.exceptions import SecurityError
 from .data_tests import generic_test_sql, wrap_test_sql
 from .errors import ProjectError
 from .graph import Graph
-from .project import Node, Project, parse_test_target
+from .project import Node, Project, merge_config, parse_test_target
 from .sandbox import RenderLimitError, make_environment, render
 from .sqlcheck import check_query, statement_problem
 
@@ -90,7 +90,6 @@ class Manifest:
     compiled: dict[str, str]  # uid -> SQL (models, tests)
     relations: dict[str, tuple[str, str]]  # uid -> (schema, identifier) for models, seeds, sources
     graph: Graph
-    warnings: list[str] = field(default_factory=list)
     # uid -> lines the compiled SQL has in front of the model's own first line (ephemeral CTEs),
     # or None where Jinja changed the line count and compiled lines do not map to the source
     line_shift: dict[str, int | None] = field(default_factory=dict)
@@ -366,8 +365,6 @@ class Compiler:
                 rendered[uid] = text
                 node.refs, node.sources = state.refs, state.sources
                 if state.config_calls:
-                    from .project import merge_config
-
                     node.config = merge_config(node.config, state.config_calls)
         nodes = {uid: n for uid, n in nodes.items() if n.config.get("enabled", True) is not False}
         # tests on disabled nodes go with them

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import heapq
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 SELECTOR_RE = re.compile(r"^(?P<at>@)?(?:(?P<up>\d*)\+)?(?P<body>[^+]+?)(?:\+(?P<down>\d*))?$")
@@ -132,7 +132,7 @@ def _matches(node: SelectableNode, method: str, value: str) -> bool:
 
 
 def select(graph: Graph, nodes: dict[str, SelectableNode], selectors: list[str] | None,
-           exclude: list[str] | None = None, *, source_children: Callable[[str], set[str]] | None = None) -> set[str]:
+           exclude: list[str] | None = None) -> set[str]:
     """dbt's selection: space-separated terms are a union, comma-joined ones an intersection."""
 
     def atom(text: str) -> set[str]:
@@ -142,8 +142,6 @@ def select(graph: Graph, nodes: dict[str, SelectableNode], selectors: list[str] 
         body = m.group("body")
         method, _, value = body.partition(":") if ":" in body else ("", "", body)
         hits = {uid for uid, n in nodes.items() if _matches(n, method, value)}
-        if not hits and method == "source" and source_children:
-            hits = set()
         result = set(hits)
         for uid in hits:
             if m.group("at"):

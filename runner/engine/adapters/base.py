@@ -25,6 +25,7 @@ class Adapter:
     type = "base"
     dialect = "duckdb"
     drop_cascade = ""
+    param = "?"  # the driver's parameter marker
     # Whether relation_type may answer from a catalog read once per run. Not where a drop cascades
     # to dependent views (PostgreSQL): then the warehouse changes behind the cache's back.
     cache_catalog = True
@@ -96,9 +97,11 @@ class Adapter:
                 out[(schema, name)] = "view" if "VIEW" in kind.upper() else "table"
         return out
 
-    def prime_catalog(self) -> dict[tuple[str, str], str]:
+    def prime_catalog(self) -> dict[tuple[str, str], str | None]:
         """Read the catalog once; relation_type answers from it until the adapter is closed."""
-        relations = self.relations()
+        if self._catalog is not None:
+            return dict(self._catalog)
+        relations: dict[tuple[str, str], str | None] = dict(self.relations())
         if self.cache_catalog:
             self._catalog = dict(relations)
         return relations
@@ -110,10 +113,9 @@ class Adapter:
     def relation_type(self, schema: str, name: str) -> str | None:
         if self._catalog is not None:
             return self._catalog.get((schema, name))
+        ph = self.param
         rows = self.fetchall(
-            "select table_type from information_schema.tables where table_schema = ? and table_name = ?"
-            if self.type == "duckdb" else
-            "select table_type from information_schema.tables where table_schema = %s and table_name = %s",
+            f"select table_type from information_schema.tables where table_schema = {ph} and table_name = {ph}",
             (schema, name),
         )
         if not rows:
@@ -121,7 +123,7 @@ class Adapter:
         return "view" if "VIEW" in rows[0][0].upper() else "table"
 
     def columns(self, schema: str, name: str) -> list[tuple[str, str]]:
-        ph = "?" if self.type == "duckdb" else "%s"
+        ph = self.param
         return [
             (r[0], r[1]) for r in self.fetchall(
                 "select column_name, data_type from information_schema.columns "

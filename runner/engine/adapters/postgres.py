@@ -13,6 +13,7 @@ class PostgresAdapter(Adapter):
     dialect = "postgres"
     drop_cascade = " cascade"
     cache_catalog = False
+    param = "%s"
 
     def __init__(self, url: str, statement_timeout_ms: int | None = None):
         super().__init__(url)
