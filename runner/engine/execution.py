@@ -2,6 +2,10 @@
 
 The runner never raises for a node: each ends as a NodeResult (success, error, skipped with its cause,
 pass/warn/fail for tests). A node that errors, or a test that fails in `build`, skips its descendants.
+
+Of the nodes ready to run, the one with the longest remaining path to the end of the graph (its own
+estimated cost plus its costliest chain of descendants) starts first: the critical path. Ordering by
+depth instead leaves a deep chain for last, run alone while the other threads idle.
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ class RunOptions:
     full_refresh: bool = False
     on_result: Callable[[NodeResult], None] | None = None
     fail_fast: bool = False
+    # Seconds per node from an earlier run (e.g. last hour's): better weights for the critical path
+    # than the guesses of node_cost. Only the order of ready nodes depends on them.
+    estimates: dict[str, float] | None = None
 
 
 @dataclass
@@ -112,6 +119,27 @@ def execution_graph(manifest: Manifest, selected: set[str], command: str) -> Gra
     return Graph(parents)
 
 
+# Relative cost guesses when no timings are known: a table (or seed, or incremental) reads and writes
+# data; a view is only DDL, and a data test is one aggregate query over a table that is already built.
+COST = {"table": 1.0, "incremental": 1.0, "seed": 1.0, "view": 0.05, "test": 0.05}
+
+
+def node_cost(manifest: Manifest, uid: str, estimates: dict[str, float] | None = None) -> float:
+    if estimates and uid in estimates:
+        return max(float(estimates[uid]), 0.0)
+    node = manifest.nodes[uid]
+    kind = node.resource_type if node.resource_type in ("test", "seed") else node.materialized
+    return COST.get(kind or "table", 1.0)
+
+
+def critical_path(graph: Graph, cost: Callable[[str], float]) -> dict[str, float]:
+    """For each node, its cost plus the costliest chain of descendants below it (the remaining path)."""
+    remaining: dict[str, float] = {}
+    for uid in reversed(graph.topological()):
+        remaining[uid] = cost(uid) + max((remaining[c] for c in graph.children[uid]), default=0.0)
+    return remaining
+
+
 def _executed_children(manifest: Manifest, uid: str) -> set[str]:
     """Children of a node, looking through ephemeral models (they are inlined, never run)."""
     out: set[str] = set()
@@ -137,9 +165,10 @@ class Executor:
         self.adapter.prime_catalog()
         graph = execution_graph(self.manifest, selected, self.options.command)
         summary = RunSummary()
-        depth = graph.depths()
+        remaining = critical_path(graph, lambda u: node_cost(self.manifest, u, self.options.estimates))
         waiting = {uid: len(ps) for uid, ps in graph.parents.items()}
-        ready = [(depth[u], u) for u, n in waiting.items() if n == 0]
+        # a min-heap: the longest remaining path first, then the name (a stable order between runs)
+        ready = [(-remaining[u], u) for u, n in waiting.items() if n == 0]
         heapq.heapify(ready)
         skipped: dict[str, str] = {}
         done: set[str] = set()
@@ -157,7 +186,7 @@ class Executor:
             for child in graph.children[result.unique_id]:
                 waiting[child] -= 1
                 if waiting[child] == 0:
-                    heapq.heappush(ready, (depth[child], child))
+                    heapq.heappush(ready, (-remaining[child], child))
 
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dmaas") as pool:
             running: dict[Future[NodeResult], str] = {}
