@@ -14,6 +14,9 @@ the branch's lock, so a merge and a withdraw, or two submits, never both win.
 
 from __future__ import annotations
 
+import collections
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -120,6 +123,7 @@ def open_change(user: Any, title: str, description: str = "", *, source: str = "
         change.branch = store.check_ref_format(names.change_ref(change.pk, title))
         ChangeRequest.objects.filter(pk=change.pk).update(branch=change.branch)
     try:
+        _keep_orphan(store, change.branch)
         store.create_ref(change.branch, main)
     except Exception:
         ChangeRequest.objects.filter(pk=change.pk).delete()
@@ -127,6 +131,21 @@ def open_change(user: Any, title: str, description: str = "", *, source: str = "
     audit.record(user, "change.open", change, source=source, sha=main, details={"branch": change.branch_name})
     sync.enqueue_push(change.branch, main)
     return change
+
+
+def _keep_orphan(store: GitStore, branch: str) -> None:
+    """A branch a new change's name would take belongs to no change request (its row was lost: a
+    restored database, a rolled-back transaction). Keep its commits under refs/dmaas/orphans/ and
+    free the name, so nothing saved is lost and the new change still opens."""
+    tip = store.tip(branch)
+    if tip is None:
+        return
+    with store.locked(branch):
+        tip = store.tip(branch)
+        if tip is None:
+            return
+        store.set_internal_ref(f"refs/dmaas/orphans/{names.short_ref(branch)}-{tip[:12]}", tip)
+        store.git.run("update-ref", "-d", "--", branch, tip, check=False)
 
 
 def _ensure_branch(store: GitStore, change: ChangeRequest) -> None:
@@ -180,8 +199,13 @@ def _write(user: Any, change: ChangeRequest | None, base_sha: str | None, models
     hints = {name: _hints(change, name) for name in models}  # read before taking the branch's lock
 
     def build(snap: Snapshot) -> Edit:
-        state = ChangeRequest.objects.filter(pk=change.pk).values_list("state", flat=True).first()
-        if state not in OPEN_STATES:
+        # Read once per group commit: a change is closed (merged, abandoned) only under its branch's
+        # lock, which the group's builds all run under.
+        key = ("change open", change.pk)
+        if key not in snap.group:
+            state = ChangeRequest.objects.filter(pk=change.pk).values_list("state", flat=True).first()
+            snap.group[key] = state in OPEN_STATES
+        if not snap.group[key]:
             raise InvalidState("This change was closed while saving; nothing was saved.")
         return make(snap, store, change, hints)
 
@@ -195,13 +219,117 @@ def _write(user: Any, change: ChangeRequest | None, base_sha: str | None, models
     saved = SaveResult(sha=result.sha, change=change, message=edit.message if edit else "", changed=result.changed,
                        opened=opened, attempts=result.attempts, **(edit.data.get("result", {}) if edit else {}))
     if result.changed:
-        with transaction.atomic():
-            _follow_branch(store, change)
-            audit.record(user, action, change, source=source, sha=result.sha,
-                         details={"models": models, "message": saved.message, "attempts": result.attempts})
-            index.index_change(store, change, models)
-            sync.enqueue_push(change.branch, change.head_sha)
+        _bookkeep(store, _Landed(user, change, action, source, result.sha, result.parent, models,
+                                 {"models": models, "message": saved.message, "attempts": result.attempts}))
     return saved
+
+
+class _Landed:
+    """A save whose commit is on the branch, waiting for its rows: head_sha, audit entry, index."""
+
+    __slots__ = ("user", "change", "action", "source", "sha", "parent", "models", "details", "done", "error",
+                 "lead", "wake")
+
+    def __init__(self, user: Any, change: ChangeRequest, action: str, source: str, sha: str, parent: str | None,
+                 models: list[str], details: dict[str, Any]):
+        self.user, self.change, self.action, self.source = user, change, action, source
+        self.sha, self.parent, self.models, self.details = sha, parent, models, details
+        self.done, self.error, self.lead = False, None, False
+        self.wake = threading.Event()
+
+
+class _Books:
+    """Saves of one change waiting for their bookkeeping in this process (see `_bookkeep`)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.waiting: list[_Landed] = []
+        self.leading = False
+
+
+_books: dict[tuple[str, int], _Books] = collections.defaultdict(_Books)
+_books_guard = threading.Lock()
+
+
+def _forget_books_after_fork() -> None:
+    """A forked child (a prefork worker) starts with no queue: its parent's threads are not there."""
+    global _books_guard
+    _books.clear()
+    _books_guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_books_after_fork)
+
+
+def _bookkeep(store: GitStore, landed: _Landed) -> None:
+    """Record a landed save in the database: head_sha, its audit entry, the index rows of its models.
+
+    Saves of one change land in groups (the git store's group commit) and would then all queue for
+    the database's write lock (SQLite polls for it, sleeping up to 100 ms between tries). Instead
+    they queue here: one thread writes the rows of every save waiting at that moment in one
+    transaction (head_sha once, at the branch's tip; an audit entry per save, in commit order; the
+    index rows of all their models, read at that tip) while the others wait for it, as they would
+    have waited for the lock. A failure reaches every save of that transaction.
+    """
+    with _books_guard:
+        books = _books[(store.path, landed.change.pk)]
+    with books.lock:
+        books.waiting.append(landed)
+        landed.lead = not books.leading
+        books.leading = True
+    if not landed.lead:
+        landed.wake.wait()
+    try:
+        while not landed.done:
+            with books.lock:
+                batch, books.waiting = books.waiting, []
+            try:
+                _record(store, _in_commit_order(batch))
+            except Exception as exc:
+                for item in batch:
+                    item.done, item.error = True, exc
+                    item.wake.set()
+                raise
+            for item in batch:
+                item.done = True
+                item.wake.set()
+    finally:
+        if landed.lead:
+            with books.lock:
+                if books.waiting:
+                    books.waiting[0].lead = True
+                    books.waiting[0].wake.set()
+                else:
+                    books.leading = False
+    if landed.error is not None:
+        raise landed.error
+
+
+def _in_commit_order(batch: list[_Landed]) -> list[_Landed]:
+    """Arrival order, except that a save follows the save whose commit is its parent."""
+    by_parent = {item.parent: item for item in batch}
+    shas = {item.sha for item in batch}
+    ordered: dict[int, _Landed] = {}
+    for item in batch:
+        if item.parent in shas:
+            continue  # placed after its parent
+        while item is not None and id(item) not in ordered:
+            ordered[id(item)] = item
+            item = by_parent.get(item.sha)
+    return [*ordered.values(), *(item for item in batch if id(item) not in ordered)]
+
+
+def _record(store: GitStore, batch: list[_Landed]) -> None:
+    change = batch[-1].change
+    with transaction.atomic():
+        _follow_branch(store, change)
+        for item in batch:
+            audit.record(item.user, item.action, change, source=item.source, sha=item.sha, details=item.details)
+        index.index_change(store, change, list(dict.fromkeys(name for item in batch for name in item.models)))
+        sync.enqueue_push(change.branch, change.head_sha)
+    for item in batch:
+        if item.change is not change:
+            item.change.__dict__.update({f.attname: getattr(change, f.attname) for f in change._meta.concrete_fields})
 
 
 def _discard_empty(store: GitStore, change: ChangeRequest) -> None:

@@ -85,24 +85,25 @@ def model_row(v: ModelVersion) -> tuple[dict[str, Any], list[dict[str, Any]], li
 # --------------------------------------------------------------------------- writing rows
 
 
-def _write_node(ref: str, kind: str, name: str, fields: dict[str, Any], columns: list[dict[str, Any]],
-                tags: Iterable[str]) -> None:
-    node, _ = IndexedNode.objects.update_or_create(ref=ref, kind=kind, name=name, defaults=fields)
-    IndexedColumn.objects.filter(node=node).delete()
-    IndexedColumn.objects.bulk_create([IndexedColumn(node=node, **c) for c in columns])
-    IndexedTag.objects.filter(node=node).delete()
-    IndexedTag.objects.bulk_create([IndexedTag(node=node, tag=t[:100]) for t in set(tags)])
-
-
 def _mark_ref(ref: str, sha: str) -> None:
     IndexedRef.objects.update_or_create(ref=ref, defaults={"sha": sha})
 
 
 def index_models(ref: str, snap: Snapshot, model_names: Iterable[str], *, overlay: bool = False) -> None:
     """Re-read the named models at `snap` into `ref`'s rows (missing ones are removed, or marked deleted
-    on an overlay)."""
-    rows = {n.name: n for n in IndexedNode.objects.filter(ref=ref, kind=NodeKind.MODEL, name__in=list(model_names))}
+    on an overlay).
+
+    A handful of statements whatever the number of models (a group of concurrent saves indexes
+    twenty-odd at once): an upsert on (ref, kind, name) for the rows read, one for rows marked
+    deleted (which keep their other fields), then their columns and tags replaced in bulk.
+    """
+    model_names = list(dict.fromkeys(model_names))
+    if not model_names:
+        return
     with transaction.atomic():
+        rows = {n.name: n for n in IndexedNode.objects.filter(ref=ref, kind=NodeKind.MODEL, name__in=model_names)}
+        found: dict[str, tuple[dict[str, Any], list[dict[str, Any]], list[str]]] = {}
+        gone: list[str] = []
         for name in model_names:
             existing = rows.get(name)
             hints = tuple(p for p in (existing.path, existing.yml_path) if p) if existing else ()
@@ -112,13 +113,35 @@ def index_models(ref: str, snap: Snapshot, model_names: Iterable[str], *, overla
                 log.warning("index: %s at %s: %s", name, snap.commit, exc)
                 continue
             if v is None:
-                if overlay:
-                    _write_node(ref, NodeKind.MODEL, name, {"deleted": True, "commit_sha": snap.commit or ""}, [], [])
-                else:
-                    IndexedNode.objects.filter(ref=ref, kind=NodeKind.MODEL, name=name).delete()
-                continue
-            fields, columns, tags = model_row(v)
-            _write_node(ref, NodeKind.MODEL, name, fields, columns, tags)
+                gone.append(name)
+            else:
+                found[name] = model_row(v)
+        if gone and not overlay:
+            IndexedNode.objects.filter(ref=ref, kind=NodeKind.MODEL, name__in=gone).delete()
+            gone = []
+        if found:
+            fields = list(next(iter(found.values()))[0])
+            IndexedNode.objects.bulk_create(
+                [IndexedNode(ref=ref, kind=NodeKind.MODEL, name=name, **row) for name, (row, _, _) in found.items()],
+                update_conflicts=True, unique_fields=["ref", "kind", "name"], update_fields=fields)
+        if gone:
+            IndexedNode.objects.bulk_create(
+                [IndexedNode(ref=ref, kind=NodeKind.MODEL, name=name, deleted=True, commit_sha=snap.commit or "")
+                 for name in gone],
+                update_conflicts=True, unique_fields=["ref", "kind", "name"], update_fields=["deleted", "commit_sha"])
+        written = [*found, *gone]
+        if not written:
+            return
+        pks = dict(IndexedNode.objects.filter(ref=ref, kind=NodeKind.MODEL, name__in=written).values_list("name", "pk"))
+        IndexedColumn.objects.filter(node_id__in=pks.values()).delete()
+        IndexedTag.objects.filter(node_id__in=pks.values()).delete()
+        IndexedColumn.objects.bulk_create(
+            [IndexedColumn(node_id=pks[name], **c) for name, (_, columns, _) in found.items() for c in columns],
+            batch_size=1000)
+        IndexedTag.objects.bulk_create(
+            [IndexedTag(node_id=pks[name], tag=t[:100]) for name, (_, _, tags) in found.items()
+             for t in {t[:100] for t in tags}],
+            batch_size=1000)
 
 
 def rebuild(store: GitStore, ref: str = MAIN_REF) -> dict[str, int]:

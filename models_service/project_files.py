@@ -216,6 +216,12 @@ def _model_spec(node: Any, path: str, kind: str) -> ModelSpec:
     )
 
 
+def model_spec(node: Any, where: str = "request") -> ModelSpec:
+    """A model's properties from a yml-shaped mapping (the API's body): name, description, columns
+    with their tests, model tests, config. ProjectFileError (naming `where`) when it is not one."""
+    return _model_spec(node, where, "models")
+
+
 def parse_properties(text: str, path: str) -> Properties:
     """A properties file (models/**.yml): models, seeds and sources with their columns and tests."""
     data = load_yaml(text, path) or {}

@@ -8,7 +8,8 @@ replace refs, config injected through GIT_CONFIG_*) are dropped. Network command
 Objects are read through GitPython's persistent `cat-file --batch` process, one per thread and
 repository (GitPython's command objects are not thread-safe), and only by object id: a
 persistent process may cache refs, so ref tips are always read fresh (`read_ref`). Objects are
-written and refs moved through two long-running processes per repository (pipes.py).
+written as loose files by the calling thread (objects.py) and refs moved through one long-running
+`update-ref --stdin` per repository (pipes.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from contextlib import contextmanager
 import git  # GitPython: imported only inside models_service.git_store
 
 from ..errors import Busy
+from .objects import LooseWriter, object_id
 
 KEEP_ENV = {"GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH", "GIT_ASKPASS"}
 NETWORK_CONFIG = (
@@ -63,11 +65,6 @@ def crash_point(name: str) -> None:
         os._exit(75)
 
 
-def object_id(kind: str, body: bytes) -> str:
-    """The SHA-1 git gives an object: lets the store build trees before writing them."""
-    return hashlib.sha1(b"%s %d\x00" % (kind.encode(), len(body)) + body).hexdigest()
-
-
 class Git:
     """Commands and object reads on one bare repository."""
 
@@ -75,21 +72,40 @@ class Git:
         self.path = os.path.abspath(path)
         self._local = threading.local()
         self._pipes_lock = threading.Lock()
-        self._writer = None  # pipes.ObjectWriter, started on first write
-        self._updater = None  # pipes.RefUpdater
+        self._updater = None  # pipes.RefUpdater, started on first ref update
+        self._writer: LooseWriter | None = None
 
-    def _pipes(self):
+    def _ref_updater(self):
         with self._pipes_lock:
-            if self._writer is None:
-                from .pipes import ObjectWriter, RefUpdater
+            if self._updater is None:
+                from .pipes import RefUpdater
 
-                self._writer, self._updater = ObjectWriter(self.path), RefUpdater(self.path)
-            return self._writer, self._updater
+                self._updater = RefUpdater(self.path)
+            return self._updater
+
+    def _loose(self) -> LooseWriter:
+        writer = self._writer
+        if writer is None:
+            level = self._config_int("core.looseCompression", self._config_int("core.compression", 1))
+            writer = self._writer = LooseWriter(self.path, max(-1, min(9, level)))
+        return writer
+
+    def _config_int(self, key: str, default: int) -> int:
+        proc = self._exec(("config", "--int", "--get", key), check=False)
+        try:
+            return int(proc.stdout.decode().strip())
+        except ValueError:
+            return default
 
     # ------------------------------------------------------------------ commands
 
     def run(self, *args: str, input: bytes | None = None, env: dict[str, str] | None = None,
             check: bool = True, timeout: float = 120, network: bool = False) -> subprocess.CompletedProcess:
+        self.flush()  # a git process sees the objects this thread staged
+        return self._exec(args, input=input, env=env, check=check, timeout=timeout, network=network)
+
+    def _exec(self, args: tuple[str, ...], *, input: bytes | None = None, env: dict[str, str] | None = None,
+              check: bool = True, timeout: float = 120, network: bool = False) -> subprocess.CompletedProcess:
         argv = ["git", "--git-dir", self.path, *(NETWORK_CONFIG if network else ()), *args]
         proc = subprocess.run(argv, input=input, capture_output=True, env=clean_env(env), timeout=timeout,
                               cwd=self.path if os.path.isdir(self.path) else None)
@@ -131,7 +147,7 @@ class Git:
         """Compare-and-swap: move `ref` from `old` (None: must not exist) to `new`. False if it moved
         (or its lock file is held). `reason` is for the caller's logs: the reflog says "dmaas"."""
         crash_point("before-update-ref")
-        moved, stderr = self._pipes()[1].swap(ref, new, old)
+        moved, stderr = self._ref_updater().swap(ref, new, old)
         if moved:
             crash_point("after-update-ref")
             return True
@@ -164,6 +180,9 @@ class Git:
 
     def read(self, oid: str) -> tuple[str, bytes] | None:
         """(type, body) of an object by id, or None when it is missing."""
+        staged = getattr(self._local, "staged", None)
+        if staged and oid in staged:
+            return staged[oid]
         try:
             _, kind, _, data = self._reader().get_object_data(oid)
         except ValueError:
@@ -175,6 +194,9 @@ class Git:
         return found[1].decode("utf-8", "replace") if found else ""
 
     def has(self, oid: str) -> bool:
+        staged = getattr(self._local, "staged", None)
+        if staged and oid in staged:
+            return True
         try:
             self._reader().get_object_header(oid)
         except ValueError:
@@ -182,21 +204,46 @@ class Git:
         return True
 
     def write(self, kind: str, bodies: list[bytes]) -> list[str]:
-        """Write objects of one type (blob or tree) and return their ids (a long-running hash-object)."""
-        if not bodies:
-            return []
-        return self._pipes()[0].write(kind, bodies)
+        """Write objects of one type (blob, tree or commit) and return their ids (objects.py). Inside
+        `staging()` they are only kept, readable by this thread, until `flush`."""
+        staged = getattr(self._local, "staged", None)
+        if staged is None:
+            writer = self._loose()
+            return [writer.write(kind, body) for body in bodies]
+        oids = []
+        for body in bodies:
+            oid = object_id(kind, body)
+            staged[oid] = (kind, body)
+            oids.append(oid)
+        return oids
+
+    @contextmanager
+    def staging(self) -> Iterator[None]:
+        """Keep this thread's object writes in memory until `flush` (or the end of the block, which
+        flushes; an exception discards what was not flushed: nothing reached the disk)."""
+        self._local.staged = {}
+        try:
+            yield
+            self.flush()
+        finally:
+            self._local.staged = None
+
+    def flush(self) -> None:
+        """Write this thread's staged objects, all durable when this returns (objects.py)."""
+        staged = getattr(self._local, "staged", None)
+        if staged:
+            self._loose().write_many(staged)
+            self._local.staged = {}
 
     def close(self) -> None:
-        """Stop this thread's cat-file processes (GitPython keeps them for speed) and the shared writers."""
+        """Stop this thread's cat-file processes (GitPython keeps them for speed) and the ref updater."""
         repo = getattr(self._local, "repo", None)
         if repo is not None:
             repo.close()
             self._local.repo = None
         with self._pipes_lock:
-            writer, updater, self._writer, self._updater = self._writer, self._updater, None, None
-        if writer is not None:
-            writer.close()
+            updater, self._updater = self._updater, None
+        if updater is not None:
             updater.close()
 
     # ------------------------------------------------------------------ locks

@@ -1,14 +1,14 @@
-"""Long-running git processes for the two plumbing steps of every save: writing objects and moving a ref.
+"""A long-running git process for the last plumbing step of every save: moving a ref.
 
-Starting git costs ~4 ms here; a save used four processes. `git hash-object -w --stdin-paths` and
-`git update-ref --stdin` answer one request at a time on their pipes, so one of each per
-repository (shared by threads, a lock around each request) writes objects in well under a
-millisecond and moves a ref by compare-and-swap in ~2 ms. `commit-tree` still runs per commit.
+Starting git costs ~4 ms here. `git update-ref --stdin` answers one request at a time on its pipe,
+so one per repository (shared by threads, a lock around each request) moves a ref by
+compare-and-swap in ~2 ms. (Objects, commits included, are written without a git process:
+objects.py.)
 
 A process that dies (update-ref exits on a failed compare-and-swap, by design) is started again on
-the next request. If our own process dies mid-request, git reads end-of-file: an object is either
-written whole or not at all, and an update-ref transaction that was not committed is rolled back
-with its lock file removed — the ref stays at its old commit.
+the next request. If our own process dies mid-request, git reads end-of-file: an update-ref
+transaction that was not committed is rolled back with its lock file removed — the ref stays at
+its old commit.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-import time
 
 from ._git import ZERO, GitError, clean_env
 
@@ -73,51 +72,6 @@ class Pipe:
             if proc.poll() is None:
                 proc.terminate()
             proc.wait(timeout=30)
-
-
-class ObjectWriter:
-    """`hash-object -w --stdin-paths` per object type: bodies go through short-lived files kept in the
-    repository's own dmaas/tmp (each is removed once hashed; one left by a killed process is swept
-    the next time a writer starts)."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.pipes = {kind: Pipe(path, ["hash-object", "-w", "-t", kind, "--no-filters", "--stdin-paths"])
-                      for kind in ("blob", "tree")}
-        self.tmp = os.path.join(path, "dmaas", "tmp")
-        os.makedirs(self.tmp, exist_ok=True)
-        for name in os.listdir(self.tmp):
-            full = os.path.join(self.tmp, name)
-            try:
-                if time.time() - os.stat(full).st_mtime > 600:
-                    os.unlink(full)
-            except OSError:
-                pass
-        self.prefix = f"{os.getpid()}-{id(self)}-"
-        self.counters = dict.fromkeys(self.pipes, 0)  # each advanced under its own pipe's lock
-
-    def write(self, kind: str, bodies: list[bytes]) -> list[str]:
-        pipe = self.pipes[kind]
-        out = []
-        with pipe.lock:
-            for body in bodies:
-                self.counters[kind] += 1
-                name = os.path.join(self.tmp, f"{self.prefix}{kind}-{self.counters[kind]}")
-                with open(name, "wb") as fh:
-                    fh.write(body)
-                try:
-                    lines, stderr = pipe.exchange(name.encode() + b"\n", 1)
-                finally:
-                    os.unlink(name)
-                if not lines:
-                    raise GitError(["hash-object"], 1, stderr or "git hash-object stopped")
-                out.append(lines[0].strip())
-        return out
-
-    def close(self) -> None:
-        for pipe in self.pipes.values():
-            with pipe.lock:
-                pipe.close()
 
 
 class RefUpdater:

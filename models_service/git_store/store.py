@@ -5,22 +5,32 @@ A write (`GitStore.commit`) never touches a work tree or the shared index:
 1. under the ref's lock, read the ref's tip and give a `Snapshot` of it to the caller's `build`
    function, which returns the files to write (or raises Conflict);
 2. hash the new blobs, rebuild only the trees along the changed paths (in memory, see trees.py),
-   write those objects with `git hash-object -w` (fsynced: core.fsync covers committed objects;
-   a long-running process, see pipes.py);
-3. `git commit-tree` with the analyst as author and the portal as committer;
-4. `update <ref> <new> <old>` through `git update-ref --stdin`: a compare-and-swap (one transaction,
+   and write those objects and the commit object (the analyst as author, the portal as committer)
+   as loose objects, each fsynced before it gets its name (objects.py; core.fsync covers what git
+   writes itself);
+3. `update <ref> <new> <old>` through `git update-ref --stdin`: a compare-and-swap (one transaction,
    see pipes.py; `git update-ref -- <ref> <new> <old>` for the same effect). If the ref moved meanwhile (a
    writer that did not hold our lock), start again from 1 on the new tip: `build` sees the new
    files and decides whether the save still applies or is now a conflict. Nothing is overwritten.
 
-A process killed anywhere in 2-3 leaves unreferenced objects (harmless, `git gc` prunes them) and
-the ref at its old commit; killed after 4, at the new one.
+Group commit: saves to one ref from threads of one process queue up. The thread holding the
+ref's lock (the leader) applies every save waiting at that moment (up to MAX_BATCH) in arrival
+order, each as its own commit by its own author on top of the previous one (each `build` sees
+the commits before it), then moves the ref once, from the old tip to the last commit. Only then
+does any of those saves return (or raise what its `build` raised): a save is acknowledged only
+once its commit is on the branch, and if the compare-and-swap fails the whole group is built again
+on the new tip. Saves wait for the lock once per group instead of once each, and the ref's lock
+file, fsync and reflog entry are paid once per group.
+
+A process killed anywhere in 2 leaves unreferenced objects (harmless, `git gc` prunes them) and the
+ref at its old commit; killed after 3, at the new one (with every commit of the group).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +39,8 @@ import git  # GitPython: imported only inside models_service.git_store
 
 from ..errors import Busy, InvalidName
 from . import names
-from ._git import ZERO, Git, GitError, crash_point, object_id
+from ._git import ZERO, Git, GitError, crash_point
+from .objects import commit_body, now, object_id, signature
 from .trees import BLOB_MODE, Entry, Tree, TreeCache, edit
 
 REPO_CONFIG = {
@@ -50,6 +61,8 @@ REPO_CONFIG = {
     "protocol.https.allow": "always",
 }
 MAX_ATTEMPTS = 8
+MAX_BATCH = 25  # commits one leader applies before it moves the ref (and acknowledges them)
+WAIT_SECONDS = 60  # a save not started by then gives up with Busy (nothing saved)
 
 
 @dataclass(frozen=True)
@@ -93,9 +106,14 @@ class Snapshot:
     """The files of one commit, read on demand through the object store."""
 
     def __init__(self, store: GitStore, commit: str | None, root: str | None = None):
+        """`root`: the commit's tree when the caller knows it (saves one object read), or the tree
+        to read when there is no commit."""
         self.store = store
         self.commit = commit
-        self.root = store.commit_tree_id(commit) if commit else root
+        self.root = root if root is not None or not commit else store.commit_tree_id(commit)
+        # Scratch space shared by the builds of one group commit (GitStore.commit), all run while the
+        # ref's lock is held: a build may keep here what cannot change while that lock is held.
+        self.group: dict = {}
 
     def tree(self, path: str = "") -> Tree | None:
         oid = self.root
@@ -227,31 +245,127 @@ class GitStore:
                on_update: Callable[[str, Edit], None] | None = None) -> CommitResult:
         """Write one commit on `ref` built from its current tip by `build` (see the module docstring).
 
-        `on_update(sha, edit)` runs while the ref's lock is still held, so bookkeeping that must follow
-        the ref (a database column holding the tip) is written in the same order as the commits.
+        `build` may run in another thread of this process (the group's leader), after the commits of
+        saves that queued before it. `on_update(sha, edit)` runs while the ref's lock is still held,
+        once the ref has moved, in commit order (and so possibly in the leader's thread too), so
+        bookkeeping that must follow the ref (a database column holding the tip) is written in the
+        same order as the commits.
         """
         names.checked_ref(ref)  # git's check-ref-format ran when the branch was created (create_ref)
-        author = author.clean()
+        request = _Request(build, author.clean(), self.committer, when, create, on_update)
+        queue = _queue(self.path, ref)
+        with queue.lock:
+            queue.waiting.append(request)
+            lead = request.lead = not queue.leading
+            queue.leading = True
+        if not lead:
+            self._await(queue, request)
+            if request.done:
+                return request.outcome()
+        try:
+            self._lead(ref, queue, request)
+        finally:
+            with queue.lock:
+                if request in queue.waiting:  # the lock was not had: this save was never started
+                    queue.waiting.remove(request)
+                _hand_over(queue)
+        return request.outcome()
+
+    @staticmethod
+    def _await(queue: _Queue, request: _Request) -> None:
+        """Wait until a leader has applied `request`, or leadership is handed to it."""
+        if request.wake.wait(WAIT_SECONDS):
+            return
+        with queue.lock:
+            started = request.done or request.lead or request.taken
+            if not started:
+                queue.waiting.remove(request)
+        if not started:
+            raise Busy("Other saves kept the change busy for too long. Nothing was saved; please try again.")
+        request.wake.wait()  # being applied (a group is bounded), led or done: its outcome is on the way
+
+    def _lead(self, ref: str, queue: _Queue, mine: _Request) -> None:
         with self.git.locked(ref):
-            for attempt in range(1, MAX_ATTEMPTS + 1):
-                tip = self.tip(ref)
-                if tip is None and not create:
-                    raise InvalidName(f"The branch {names.short_ref(ref)} does not exist.")
-                snap = self.snapshot(tip)
-                result = build(snap)
+            while not mine.done:
+                with queue.lock:
+                    batch = queue.waiting[:MAX_BATCH]
+                    del queue.waiting[:len(batch)]
+                    for request in batch:
+                        request.taken = True
+                if not batch:
+                    raise GitError(["commit", ref], 1, "a save was lost from the queue")  # never expected
+                try:
+                    again = self._apply(ref, batch)
+                except BaseException as exc:
+                    for request in batch:
+                        if not request.done:
+                            request.finish(error=exc if request is mine else Busy(
+                                "Saving failed; nothing was saved. Please try again."))
+                    raise
+                with queue.lock:
+                    for request in again:
+                        request.taken = False
+                    queue.waiting[:0] = again
+
+    def _build_all(self, ref: str, batch: list[_Request], head: str | None, root: str | None,
+                   ) -> tuple[list[tuple[_Request, CommitResult | Exception]], str | None]:
+        """Build and write each save's commit on top of the one before; return each save's outcome
+        and the last commit."""
+        staged: list[tuple[_Request, CommitResult | Exception]] = []
+        group: dict = {}
+        for request in batch:
+            request.attempts += 1
+            if head is None and not request.create:
+                staged.append((request, InvalidName(f"The branch {names.short_ref(ref)} does not exist.")))
+                continue
+            snap = Snapshot(self, head, root)
+            snap.group = group
+            try:
+                result = request.build(snap)
                 if result is None:
-                    return CommitResult(tip or "", tip, ref, False, attempt, None)
+                    staged.append((request, CommitResult(head or "", head, ref, False, request.attempts, None)))
+                    continue
                 tree = self._write_files(snap, result.files)
-                if tree == snap.root and tip is not None:
-                    return CommitResult(tip, tip, ref, False, attempt, result)
-                sha = self.commit_tree(tree, [tip] if tip else [], author, result.message, when)
-                if self.git.update_ref(ref, sha, tip, f"dmaas: {result.message.splitlines()[0]}"):
-                    if on_update is not None:
-                        on_update(sha, result)
-                    return CommitResult(sha, tip, ref, True, attempt, result)
-                if self.tip(ref) == tip:
-                    time.sleep(0.3)  # the ref did not move: its .lock file is held (or stale, see update_ref)
-        raise Busy("The change kept moving while saving; nothing was saved. Please try again.")
+                if tree == snap.root and head is not None:
+                    staged.append((request, CommitResult(head, head, ref, False, request.attempts, result)))
+                    continue
+                sha = self._write_commit(tree, [head] if head else [], request.author, request.committer,
+                                         result.message, request.when)
+            except Exception as exc:  # noqa: BLE001 - this save's own outcome (Conflict, InvalidState, ...)
+                staged.append((request, exc))
+                continue
+            staged.append((request, CommitResult(sha, head, ref, True, request.attempts, result)))
+            head, root = sha, tree
+        return staged, head
+
+    def _apply(self, ref: str, batch: list[_Request]) -> list[_Request]:
+        """Commit `batch` on `ref` one after the other and move the ref once. Returns the requests to
+        apply again (the ref moved under us); the others are finished."""
+        tip = self.tip(ref)
+        head, root = tip, (self.commit_tree_id(tip) if tip else None)
+        with self.git.staging():  # the group's objects reach the disk together, before the ref moves
+            staged, head = self._build_all(ref, batch, head, root)
+        crash_point("after-objects")
+        if head != tip and not self.git.update_ref(ref, head, tip, f"dmaas: {len(batch)} saves"):
+            if self.tip(ref) == tip:
+                time.sleep(0.3)  # the ref did not move: its .lock file is held (or stale, see update_ref)
+            again = [request for request in batch if request.attempts < MAX_ATTEMPTS]
+            for request in batch:
+                if request.attempts >= MAX_ATTEMPTS:
+                    request.finish(error=Busy("The change kept moving while saving; nothing was saved. "
+                                              "Please try again."))
+            return again
+        for request, outcome in staged:
+            if isinstance(outcome, CommitResult) and outcome.changed and request.on_update is not None:
+                try:
+                    request.on_update(outcome.sha, outcome.edit)
+                except Exception as exc:  # noqa: BLE001 - the commit stands; its caller hears what failed
+                    outcome = exc
+            if isinstance(outcome, Exception):
+                request.finish(error=outcome)
+            else:
+                request.finish(result=outcome)
+        return []
 
     def write_tree(self, root: str | None, files: dict[str, bytes | None]) -> str:
         """A new tree: `root` with files set or deleted (objects written, no commit)."""
@@ -277,29 +391,31 @@ class GitStore:
         root, trees = edit(snap.root, changes, self.tree)
         written = self.git.write("blob", list(blobs.values()))
         if written != list(blobs):
-            raise GitError(["hash-object"], 1, "blob ids differ from the ones computed")
+            raise GitError(["write"], 1, "blob ids differ from the ones computed")
         written = self.git.write("tree", [body for _, _, body in trees])
         if written != [oid for oid, _, _ in trees]:
-            raise GitError(["hash-object"], 1, "tree ids differ from the ones computed")
+            raise GitError(["write"], 1, "tree ids differ from the ones computed")
         for oid, tree, _ in trees:
             self._trees.put(oid, tree)
-        crash_point("after-objects")
         return root
 
     def commit_tree(self, tree: str, parents: list[str], author: Identity, message: str,
                     when: dt.datetime | None = None) -> str:
-        author = author.clean()
-        when = when or dt.datetime.now(dt.UTC)
-        stamp = f"@{int(when.timestamp())} {when.strftime('%z') or '+0000'}"
-        env = {
-            "GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email, "GIT_AUTHOR_DATE": stamp,
-            "GIT_COMMITTER_NAME": self.committer.name, "GIT_COMMITTER_EMAIL": self.committer.email,
-        }
-        args = ["commit-tree", names.sha(tree, "tree")]
-        for parent in parents:
-            args += ["-p", names.sha(parent)]
-        message = message.strip() + "\n"
-        return self.git.out(*args, "-F", "-", input=message.encode("utf-8"), env=env)
+        """A commit of `tree` (which must exist) on `parents`, by `author`, committed by the portal."""
+        names.sha(tree, "tree")
+        found = self.git.read(tree)
+        if found is None or found[0] != "tree":
+            raise GitError(["commit-tree", tree], 128, f"{tree} is not a valid tree object")
+        return self._write_commit(tree, parents, author.clean(), self.committer, message, when)
+
+    def _write_commit(self, tree: str, parents: list[str], author: Identity, committer: Identity, message: str,
+                      when: dt.datetime | None) -> str:
+        """What `git commit-tree` writes: the author at `when` (default now, UTC), the committer now."""
+        parents = [names.sha(parent) for parent in parents]
+        author_line = signature(author.name, author.email, when or dt.datetime.now(dt.UTC))
+        committer_line = signature(committer.name, committer.email, now())
+        body = commit_body(tree, parents, author_line, committer_line, message.strip() + "\n")
+        return self.git.write("commit", [body])[0]
 
     def create_ref(self, ref: str, commit: str) -> None:
         """Create a new branch at `commit`; InvalidName if it exists already."""
@@ -376,3 +492,75 @@ class GitStore:
 
 
 ZERO_SHA = ZERO
+
+
+class _Request:
+    """One save waiting in a ref's queue; `finish` publishes its outcome and wakes its thread."""
+
+    __slots__ = ("build", "author", "committer", "when", "create", "on_update", "attempts", "lead", "taken",
+                 "done", "result", "error", "wake")
+
+    def __init__(self, build: Callable[[Snapshot], Edit | None], author: Identity, committer: Identity,
+                 when: dt.datetime | None, create: bool, on_update: Callable[[str, Edit], None] | None):
+        self.build, self.author, self.committer, self.when = build, author, committer, when
+        self.create, self.on_update = create, on_update
+        self.attempts = 0
+        self.lead = False  # this thread applies the queue (set under the queue's lock)
+        self.taken = False  # in a group being applied: no longer withdrawn on timeout
+        self.done = False
+        self.result: CommitResult | None = None
+        self.error: BaseException | None = None
+        self.wake = threading.Event()
+
+    def finish(self, result: CommitResult | None = None, error: BaseException | None = None) -> None:
+        self.result, self.error, self.done = result, error, True
+        self.wake.set()
+
+    def outcome(self) -> CommitResult:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+class _Queue:
+    """The saves waiting for one ref in this process, and whether a thread is applying them."""
+
+    __slots__ = ("lock", "waiting", "leading")
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.waiting: list[_Request] = []
+        self.leading = False
+
+
+_queues: dict[tuple[str, str], _Queue] = {}
+_queues_guard = threading.Lock()
+
+
+def _forget_queues_after_fork() -> None:
+    """A forked child (a prefork worker) starts with no queue: its parent's threads are not there."""
+    global _queues_guard
+    _queues.clear()
+    _queues_guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_queues_after_fork)
+
+
+def _queue(path: str, ref: str) -> _Queue:
+    with _queues_guard:
+        queue = _queues.get((path, ref))
+        if queue is None:
+            queue = _queues[(path, ref)] = _Queue()
+        return queue
+
+
+def _hand_over(queue: _Queue) -> None:
+    """The leader is leaving (called under the queue's lock): the oldest waiting save leads next."""
+    for request in queue.waiting:
+        if not request.done:
+            request.lead = True
+            request.wake.set()
+            return
+    queue.leading = False

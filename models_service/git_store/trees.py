@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._git import object_id
+from .objects import object_id
 
 ENTRY_RE = re.compile(rb"([0-7]{5,6}) ([^\x00]+)\x00(.{20})", re.S)
 TREE_MODE = b"40000"

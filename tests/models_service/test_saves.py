@@ -119,3 +119,40 @@ def test_a_failed_save_leaves_no_empty_change_behind(analyst, repo):
         changes.delete_model(analyst, None, "missing")
     assert not ChangeRequest.objects.exists()
     assert git_dir(repo, "for-each-ref", "--format=%(refname)").splitlines() == ["refs/heads/main"]
+
+
+def test_commits_are_written_as_git_commit_tree_writes_them(store, repo, monkeypatch):
+    """The store writes commit objects itself (no git process): byte for byte what `git commit-tree`
+    makes of the same tree, parents, people, times and message."""
+    import datetime as dt
+    import subprocess
+
+    from models_service.git_store import Identity
+    from models_service.git_store import store as git_store
+
+    committed = dt.datetime(2024, 3, 1, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=-3, minutes=-30)))
+    monkeypatch.setattr(git_store, "now", lambda: committed)
+    authored = dt.datetime(2024, 2, 29, 23, 59, 58, tzinfo=dt.UTC)
+    main = git_dir(repo, "rev-parse", "main")
+    tree = git_dir(repo, "rev-parse", "main^{tree}")
+    who = Identity("Zoë Ünicode-Analyst", "zoe@example.com")
+    message = "Ändere orders\n\nWith a body line.\n"
+    ours = store.commit_tree(tree, [main], who, message, authored)
+    env = {"GIT_AUTHOR_NAME": who.name, "GIT_AUTHOR_EMAIL": who.email, "GIT_AUTHOR_DATE": f"@{int(authored.timestamp())} +0000",
+           "GIT_COMMITTER_NAME": "dmaas portal", "GIT_COMMITTER_EMAIL": "portal@dmaas.invalid",
+           "GIT_COMMITTER_DATE": f"@{int(committed.timestamp())} -0330", "PATH": __import__("os").environ["PATH"]}
+    theirs = subprocess.run(["git", "--git-dir", str(repo), "commit-tree", tree, "-p", main], input=message.encode(),
+                            env=env, capture_output=True, check=True).stdout.decode().strip()
+    assert ours == theirs
+    assert git_dir(repo, "cat-file", "-t", ours) == "commit"
+
+
+def test_saved_objects_are_whole_loose_objects_with_no_temporary_file_left(analyst, repo):
+    change = changes.open_change(analyst, "Objects")
+    result = changes.save_model(analyst, change, "orders", "select 1 as id", spec("orders"))
+    blob = git_dir(repo, "rev-parse", f"{result.sha}:models/orders.sql")
+    assert (repo / "objects" / blob[:2] / blob[2:]).is_file()  # loose, under its id
+    assert git_dir(repo, "cat-file", "-p", blob) == "select 1 as id"
+    assert list(repo.glob("objects/*/tmp_obj_*")) == []
+    again = changes.save_model(analyst, change, "orders", "select 1 as id", spec("orders"))
+    assert not again.changed and again.sha == result.sha  # the same files: no commit
