@@ -6,7 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from portal.views import audit, health, pages, profile
+from portal.views import audit, changes, health, models, pages, profile
 
 urlpatterns = [
     path("", pages.home, name="home"),
@@ -24,6 +24,19 @@ urlpatterns = [
     path("profile/", profile.profile, name="profile"),
     path("profile/tokens/<int:pk>/revoke/", profile.revoke_token, name="token-revoke"),
     path("audit/", audit.audit_log, name="audit"),
+    path("changes/", changes.my_changes, name="my-changes"),
+    path("changes/new/", changes.new_change, name="change-new"),
+    path("changes/<int:pk>/", changes.change_detail, name="change"),
+    path("changes/<int:pk>/update/", changes.update_change, name="change-update"),
+    path("changes/<int:pk>/submit/", changes.submit_change, name="change-submit"),
+    path("changes/<int:pk>/withdraw/", changes.withdraw_change, name="change-withdraw"),
+    path("changes/<int:pk>/abandon/", changes.abandon_change, name="change-abandon"),
+    path("changes/<int:pk>/models/new/", models.new_model, name="change-model-new"),
+    path("changes/<int:pk>/models/<str:name>/edit/", models.edit_model, name="change-model-edit"),
+    path("changes/<int:pk>/models/<str:name>/delete/", changes.delete_model, name="change-model-delete"),
+    path("models/<str:name>/history/", models.model_history, name="model-history"),
+    path("models/<str:name>/revert/", models.revert_model, name="model-revert"),
+    path("models/<str:name>/edit/", models.edit_in_change, name="model-edit"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("portal.api.urls", "api"))),
     # The schema moved under the versioned API; old links keep working.

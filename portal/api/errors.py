@@ -1,8 +1,9 @@
 """One shape for every API error: `{"error": {"code", "message", "field"}}`.
 
 `code` is a stable word for programs (`not_authenticated`, `permission_denied`, `not_found`,
-`invalid`, `throttled`, ...), `message` a sentence for people, `field` the request field at fault
-or null. A validation error with several faults also lists them all in `details`. Django's own
+`invalid`, `throttled`, `conflict`, `invalid_state`, ...), `message` a sentence for people, `field`
+the request field at fault or null. A conflict (409) also carries `current_sha` and `current`: the
+version that is there now, so a client can show it and nothing typed is lost. A validation error with several faults also lists them all in `details`. Django's own
 error handlers (portal/views/errors.py) use `error_response` for /api/ paths, so a 404 for an
 unknown URL or a 500 from a crash has the same shape as an error raised in a view.
 """
@@ -14,8 +15,11 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
 from rest_framework import exceptions
+from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from models_service.errors import Conflict, ServiceError
 
 STATUS_CODES = {
     400: ("bad_request", "The request could not be read."),
@@ -51,8 +55,17 @@ def _flatten(detail: Any, path: str = "") -> list[tuple[str | None, str, str]]:
     return [(field, str(detail), getattr(detail, "code", None) or "invalid")]
 
 
+def service_error_response(exc: ServiceError) -> Response:
+    """A models_service error: its own status and code; a conflict also carries the current version."""
+    extra = exc.details() if isinstance(exc, Conflict) else {}
+    headers = {"Retry-After": "5"} if exc.status == 503 else None
+    return Response(error_body(exc.code, exc.message, exc.field, **extra), status=exc.status, headers=headers)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]):
     """DRF's handler, reshaped. Unknown exceptions return None: Django logs them and answers 500."""
+    if isinstance(exc, ServiceError):
+        return service_error_response(exc)
     if isinstance(exc, DjangoValidationError):
         # Services raise Django's ValidationError (they serve pages too); DRF does not know it.
         exc = exceptions.ValidationError(as_serializer_error(exc))

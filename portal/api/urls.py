@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerView
 
-from portal.api import views
+from portal.api import changes, views
 from portal.api.schema import SchemaView
 
 urlpatterns = [
@@ -17,6 +17,26 @@ urlpatterns = [
     path("users", views.UserListView.as_view(), name="users"),
     path("users/<str:username>", views.UserDetailView.as_view(), name="user"),
     path("audit", views.AuditListView.as_view(), name="audit"),
+    path("changes", changes.ChangeListView.as_view(), name="changes"),
+    path("changes/<int:pk>", changes.ChangeDetailView.as_view(), name="change"),
+    path("changes/<int:pk>/submit", changes.ChangeSubmitView.as_view(), name="change-submit"),
+    path("changes/<int:pk>/withdraw", changes.ChangeWithdrawView.as_view(), name="change-withdraw"),
+    path("changes/<int:pk>/abandon", changes.ChangeAbandonView.as_view(), name="change-abandon"),
+    path("changes/<int:pk>/update", changes.ChangeUpdateView.as_view(), name="change-update"),
+    path("changes/<int:pk>/merge", changes.ChangeMergeView.as_view(), name="change-merge"),
+    path("changes/<int:pk>/diff", changes.ChangeDiffView.as_view(), name="change-diff"),
+    path("changes/<int:pk>/commits", changes.ChangeCommitsView.as_view(), name="change-commits"),
+    path("changes/<int:pk>/models", changes.ChangeModelListView.as_view(), name="change-models"),
+    path("changes/<int:pk>/models/<str:name>", changes.ChangeModelView.as_view(), name="change-model"),
+    path("changes/<int:pk>/models/<str:name>/rename", changes.ChangeModelRenameView.as_view(),
+         name="change-model-rename"),
+    path("models", changes.ModelListView.as_view(), name="models"),
+    path("models/<str:name>", changes.ModelDetailView.as_view(), name="model"),
+    path("models/<str:name>/history", changes.ModelHistoryView.as_view(), name="model-history"),
+    path("models/<str:name>/versions/<str:sha>/diff", changes.ModelVersionDiffView.as_view(),
+         name="model-version-diff"),
+    path("models/<str:name>/revert", changes.ModelRevertView.as_view(), name="model-revert"),
+    path("project", changes.ProjectView.as_view(), name="project"),
     path("schema/", SchemaView.as_view(), name="schema"),
     # A page for people: a visitor who is not logged in is sent to the login page, not given a 401.
     path("docs/", login_required(SpectacularSwaggerView.as_view(url_name="api:schema")), name="docs"),
