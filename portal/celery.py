@@ -12,4 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("dmaas")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Work an analyst waits for (Test my model) has a queue of its own, so a long scheduled run never sits
+# in front of it (RELIABILITY.md L3); every worker must consume it (`-Q celery,interactive`, scripts/dev).
+app.conf.task_routes = {"runner.tasks.test_model": {"queue": "interactive"}}
 app.autodiscover_tasks()

@@ -172,6 +172,15 @@ if DMAAS_REPO_REMOTE and (
     raise ImproperlyConfigured("DMAAS_REPO_REMOTE must be a local path, file://, ssh:// (or user@host:path) or https://.")
 # Four slashes: `duckdb:///` followed by an absolute path.
 DMAAS_WAREHOUSE = env_str("DMAAS_WAREHOUSE", f"duckdb:///{VAR_DIR / 'warehouse.duckdb'}")
+# The schema main's models are deployed to; previews and tests read unmodified parents from it.
+DMAAS_PRODUCTION_SCHEMA = env_str("DMAAS_PRODUCTION_SCHEMA", "analytics")
+# Previews (runner/warehouse.py): a PostgreSQL login that may only SELECT, if there is one (the database,
+# not the parser, is then the boundary); the most rows one returns; its statement timeout; and how long
+# a preview may wait for the embedded DuckDB file to be handed over between processes.
+DMAAS_PREVIEW_WAREHOUSE = env_str("DMAAS_PREVIEW_WAREHOUSE", "")
+DMAAS_PREVIEW_MAX_ROWS = env_int("DMAAS_PREVIEW_MAX_ROWS", 1000, minimum=1)
+DMAAS_PREVIEW_TIMEOUT_MS = env_int("DMAAS_PREVIEW_TIMEOUT_MS", 30_000, minimum=100)
+DMAAS_PREVIEW_WAIT_SECONDS = env_int("DMAAS_PREVIEW_WAIT_SECONDS", 60, minimum=1)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

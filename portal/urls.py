@@ -6,7 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from portal.views import audit, changes, health, models, pages, profile
+from portal.views import audit, changes, editor, health, models, pages, profile
 
 urlpatterns = [
     path("", pages.home, name="home"),
@@ -24,6 +24,7 @@ urlpatterns = [
     path("profile/", profile.profile, name="profile"),
     path("profile/tokens/<int:pk>/revoke/", profile.revoke_token, name="token-revoke"),
     path("audit/", audit.audit_log, name="audit"),
+    path("editor/", editor.editor, name="editor"),
     path("changes/", changes.my_changes, name="my-changes"),
     path("changes/new/", changes.new_change, name="change-new"),
     path("changes/<int:pk>/", changes.change_detail, name="change"),

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerView
 
-from portal.api import changes, views
+from portal.api import changes, editor, validate, views
 from portal.api.schema import SchemaView
 
 urlpatterns = [
@@ -30,6 +30,9 @@ urlpatterns = [
     path("changes/<int:pk>/models/<str:name>", changes.ChangeModelView.as_view(), name="change-model"),
     path("changes/<int:pk>/models/<str:name>/rename", changes.ChangeModelRenameView.as_view(),
          name="change-model-rename"),
+    path("changes/<int:pk>/models/<str:name>/test", editor.ModelTestView.as_view(), name="change-model-test"),
+    path("test-runs/<int:pk>", editor.TestRunView.as_view(), name="test-run"),
+    path("preview", editor.PreviewView.as_view(), name="preview"),
     path("models", changes.ModelListView.as_view(), name="models"),
     path("models/<str:name>", changes.ModelDetailView.as_view(), name="model"),
     path("models/<str:name>/history", changes.ModelHistoryView.as_view(), name="model-history"),
@@ -37,6 +40,7 @@ urlpatterns = [
          name="model-version-diff"),
     path("models/<str:name>/revert", changes.ModelRevertView.as_view(), name="model-revert"),
     path("project", changes.ProjectView.as_view(), name="project"),
+    path("validate", validate.ValidateView.as_view(), name="validate"),
     path("schema/", SchemaView.as_view(), name="schema"),
     # A page for people: a visitor who is not logged in is sent to the login page, not given a 401.
     path("docs/", login_required(SpectacularSwaggerView.as_view(url_name="api:schema")), name="docs"),

@@ -87,6 +87,33 @@ def public(url: Any, ok: dict[str, int], only: dict | None = None, **kw: Any) ->
 
 
 LOGGED_IN = [name for name in PERSONAS]
+# Who may neither edit models nor review changes: the change pages answer them 403 for any method.
+SEEING_CHANGES_DENIED = {
+    (p, m): 403
+    for p in LOGGED_IN
+    for m in METHODS
+    if not (_allowed(p, "model.edit") or _allowed(p, "change.view_all"))
+}
+
+
+def edit_denied(*methods: str) -> dict[tuple[str, str], int]:
+    """Cells of a route that anyone may read but whose `methods` write (model.edit): 403 for the
+    personas who read but do not edit."""
+    return {
+        (p, m): 403
+        for p in LOGGED_IN
+        for m in methods
+        if _allowed(p, "catalog.view") and not _allowed(p, "model.edit")
+    }
+
+
+# The analyst's draft change: personas who may read changes but not this one get 404 for it.
+DRAFT_HIDDEN = ("reviewer", "viewer")
+
+
+def _change_url(suffix: str) -> Callable[[dict[str, Any]], str]:
+    return lambda objs: f"/api/v1/changes/{objs['change'].pk}{suffix}"
+
 
 ROUTES: dict[str, Route] = {
     "": public("/", {"GET": 200}),
@@ -117,6 +144,47 @@ ROUTES: dict[str, Route] = {
         hide=("reviewer", "admin", "viewer", "outsider"),
     ),
     "audit/": page("audit.view", "/audit/"),
+    # Change requests. Listing and reading a change needs a role that edits (model.edit) or reviews
+    # (change.view_all); viewers and outsiders get 403 whatever the method. The change is the
+    # analyst's draft: a reviewer may not see it (404); a platform admin may see and edit it.
+    "changes/": page(None, "/changes/", only=SEEING_CHANGES_DENIED),
+    "changes/new/": page(
+        "model.edit", "/changes/new/", {"GET": 200, "POST": 302}, bodies={"POST": {"title": "matrix"}}
+    ),
+    "changes/<int:pk>/": page(
+        None, lambda objs: f"/changes/{objs['change'].pk}/", hide=("reviewer",), only=SEEING_CHANGES_DENIED
+    ),
+    # State moves answer with a redirect to the change page, with a message when the move is refused.
+    **{
+        f"changes/<int:pk>/{verb}/": page(
+            "model.edit", lambda objs, verb=verb: f"/changes/{objs['change'].pk}/{verb}/", {"POST": 302}
+        )
+        for verb in ("update", "submit", "withdraw", "abandon")
+    },
+    # The model form: an empty POST is a form with errors (400).
+    "changes/<int:pk>/models/new/": page(
+        "model.edit", lambda objs: f"/changes/{objs['change'].pk}/models/new/", {"GET": 200, "POST": 400}
+    ),
+    "changes/<int:pk>/models/<str:name>/edit/": page(
+        "model.edit",
+        lambda objs: f"/changes/{objs['change'].pk}/models/{objs['model']}/edit/",
+        {"GET": 200, "POST": 400},
+    ),
+    "changes/<int:pk>/models/<str:name>/delete/": page(
+        "model.edit",
+        lambda objs: f"/changes/{objs['change'].pk}/models/{objs['model']}/delete/",
+        {"POST": 302},
+    ),
+    "models/<str:name>/history/": page("catalog.view", lambda objs: f"/models/{objs['model']}/history/"),
+    # Restoring without a version goes back to the history with a message; editing opens a change.
+    "models/<str:name>/revert/": page(
+        "model.edit", lambda objs: f"/models/{objs['model']}/revert/", {"POST": 302}
+    ),
+    "models/<str:name>/edit/": page(
+        "model.edit", lambda objs: f"/models/{objs['model']}/edit/", {"POST": 302}
+    ),
+    # The editor page; the API above does its work.
+    "editor/": page("model.edit", "/editor/"),
     # The Django admin (an included URLconf, taken as one entry): staff only, which platform
     # admins are; it sends everyone else to its own login page. Its own pages check the rest.
     "admin/": public(
@@ -143,6 +211,74 @@ ROUTES: dict[str, Route] = {
         bodies={"PATCH": {"is_active": True}},
     ),
     "api/v1/audit": api("audit.view", "/api/v1/audit"),
+    # Change requests through the API. Reading needs any role (catalog.view), but a draft is its
+    # author's: reviewers and viewers get 404 for it, platform admins see it. Writes need model.edit
+    # (reviewers, viewers: 403) and answer as the service decides for the analyst's draft.
+    "api/v1/changes": api(
+        "catalog.view",
+        "/api/v1/changes",
+        {"GET": 200, "POST": 201},
+        bodies={"POST": {"title": "matrix"}},
+        only=edit_denied("POST"),
+    ),
+    "api/v1/changes/<int:pk>": api("catalog.view", _change_url(""), hide=DRAFT_HIDDEN),
+    **{
+        f"api/v1/changes/<int:pk>/{part}": api("catalog.view", _change_url(f"/{part}"), hide=DRAFT_HIDDEN)
+        for part in ("commits", "diff", "models")
+    },
+    # A draft can be submitted, abandoned or updated (main has nothing new: 200); withdrawing a
+    # draft that was never submitted is a 409.
+    **{
+        f"api/v1/changes/<int:pk>/{verb}": api("model.edit", _change_url(f"/{verb}"), {"POST": code})
+        for verb, code in (("submit", 200), ("abandon", 200), ("update", 200), ("withdraw", 409))
+    },
+    # Merging is a reviewer's: the draft is hidden from the reviewer (404); for the admin it is not
+    # approved (409).
+    "api/v1/changes/<int:pk>/merge": api(
+        "change.review", _change_url("/merge"), {"POST": 409}, hide=("reviewer",)
+    ),
+    "api/v1/changes/<int:pk>/models/<str:name>": api(
+        "catalog.view",
+        lambda objs: f"/api/v1/changes/{objs['change'].pk}/models/{objs['model']}",
+        {"GET": 200, "PUT": 200, "DELETE": 200},
+        bodies={"PUT": {"sql": "select 3 as id\n", "description": "matrix"}},
+        hide=DRAFT_HIDDEN,
+        only=edit_denied("PUT", "DELETE"),
+    ),
+    "api/v1/changes/<int:pk>/models/<str:name>/rename": api(
+        "model.edit",
+        lambda objs: f"/api/v1/changes/{objs['change'].pk}/models/{objs['model']}/rename",
+        {"POST": 200},
+        bodies={"POST": {"new_name": "orders_renamed"}},
+    ),
+    "api/v1/changes/<int:pk>/models/<str:name>/test": api(
+        "model.edit",
+        lambda objs: f"/api/v1/changes/{objs['change'].pk}/models/{objs['model']}/test",
+        {"POST": 202},
+    ),
+    # A test run is its requester's (the analyst's); a platform admin may see it too.
+    "api/v1/test-runs/<int:pk>": api("model.edit", lambda objs: f"/api/v1/test-runs/{objs['test_run'].pk}"),
+    "api/v1/models": api("catalog.view", "/api/v1/models"),
+    "api/v1/models/<str:name>": api("catalog.view", lambda objs: f"/api/v1/models/{objs['model']}"),
+    "api/v1/models/<str:name>/history": api(
+        "catalog.view", lambda objs: f"/api/v1/models/{objs['model']}/history"
+    ),
+    "api/v1/models/<str:name>/versions/<str:sha>/diff": api(
+        "catalog.view", lambda objs: f"/api/v1/models/{objs['model']}/versions/{objs['version']}/diff"
+    ),
+    # Reverting without saying to which version is a 400 (the body names the version).
+    "api/v1/models/<str:name>/revert": api(
+        "model.edit", lambda objs: f"/api/v1/models/{objs['model']}/revert", {"POST": 400}
+    ),
+    "api/v1/project": api("catalog.view", "/api/v1/project"),
+    "api/v1/validate": api(
+        "model.edit",
+        "/api/v1/validate",
+        {"POST": 200},
+        bodies={"POST": {"sql": "select 1 as id", "name": "matrix"}},
+    ),
+    # A preview without SQL is a 400 (the matrix does not reach the warehouse).
+    "api/v1/preview": api("model.edit", "/api/v1/preview", {"POST": 400}),
     "api/v1/schema/": api(None, "/api/v1/schema/"),
     # Swagger UI is a page for people: not logged in -> the login page.
     "api/v1/docs/": page(None, "/api/v1/docs/"),

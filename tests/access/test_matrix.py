@@ -2,12 +2,15 @@
 
 The routes are walked from Django's resolver, so a new URL is in the matrix the moment it exists;
 without an entry in tests/access/routes.py it fails here. Each case runs in a savepoint that is
-rolled back, so a DELETE in one case does not change what the next one sees.
+rolled back, so a DELETE in one case does not change what the next one sees; the data-models
+repository's branches are put back after each case too (git is not in the database's transaction).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 from django.db import transaction
@@ -16,7 +19,12 @@ from django.urls import URLResolver, get_resolver
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
+from models_service import changes, merging
+from models_service import repo as repo_module
+from models_service.models import ChangeRequest
+from models_service.project_files import ModelSpec
 from portal import tokens
+from runner import testrun
 from tests.access.routes import ADMIN_LOGIN, LOGIN, PREFIX_ENTRIES, PUBLIC_ROUTES, ROUTES
 from tests.personas import PERSONAS, make_persona
 
@@ -88,15 +96,77 @@ def _status_matches(response, expected) -> bool:
     return response.status_code == expected
 
 
+MODEL = "orders"
+
+
+class Objects(dict):
+    """The objects routes are called on. Those in the data-models repository (a model on main, the
+    analyst's draft change that edits it) are made on first use: most routes do not need them."""
+
+    def __missing__(self, key: str):
+        if key == "test_run":  # the analyst's "Test my model" of the draft (queued, never run here)
+            self["test_run"] = testrun.request_test(self["analyst"], self["change"], self["model"])
+            return self["test_run"]
+        if key not in ("change", "model", "version"):
+            raise KeyError(key)
+        analyst, reviewer = self["analyst"], self["reviewer"]
+        live = changes.open_change(analyst, f"Add {MODEL}")
+        changes.save_model(analyst, live, MODEL, "select 1 as id\n", ModelSpec(MODEL))
+        changes.submit_change(analyst, live)
+        head = repo_module.get_store().tip(live.branch)
+        ChangeRequest.objects.filter(pk=live.pk).update(state="approved", approved_sha=head)
+        merging.merge_change(reviewer, live)
+        version = repo_module.get_store().tip("refs/heads/main")
+        draft = changes.open_change(analyst, "The analyst's draft")
+        changes.save_model(analyst, draft, MODEL, "select 2 as id\n", ModelSpec(MODEL))
+        self.update(change=draft, model=MODEL, version=version)
+        return self[key]
+
+
+@pytest.fixture(autouse=True)
+def repository(tmp_path, settings):
+    """Each test's own bare data-models repository, made before the first case so that putting its
+    branches back after a case never has to undo its creation."""
+    settings.DMAAS_REPO = str(tmp_path / "data-models.git")
+    settings.DMAAS_REPO_REMOTE = ""
+    repo_module.forget_stores()
+    repo_module.get_store()
+    yield Path(settings.DMAAS_REPO)
+    repo_module.forget_stores()
+
+
+def _refs(path: Path) -> dict[str, str]:
+    out = subprocess.run(
+        ["git", "--git-dir", str(path), "for-each-ref", "--format=%(refname) %(objectname)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(line.split(" ", 1) for line in out.splitlines() if line)
+
+
+def _put_back(path: Path, before: dict[str, str]) -> None:
+    """Undo what a case did to the repository's branches, as the rollback undoes its rows."""
+    after = _refs(path)
+    commands = [f"delete {ref}\n" for ref in after if ref not in before]
+    commands += [f"update {ref} {sha}\n" for ref, sha in before.items() if after.get(ref) != sha]
+    if commands:
+        subprocess.run(
+            ["git", "--git-dir", str(path), "update-ref", "--stdin"],
+            input="".join(commands),
+            text=True,
+            check=True,
+        )
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("route", ALL_ROUTES)
-def test_route_answers_every_persona_and_method_as_the_policy_says(route):
+def test_route_answers_every_persona_and_method_as_the_policy_says(route, repository):
     entry = ROUTES.get(route)
     assert entry is not None, f"{route!r} has no entry in tests/access/routes.py"
     users = {name: make_persona(name) for name in PERSONAS}
-    objects = dict(users) | {
-        "token": tokens.create_token(users["analyst"], users["analyst"], name="t", source="api").token
-    }
+    objects = Objects(users)
+    objects["token"] = tokens.create_token(users["analyst"], users["analyst"], name="t", source="api").token
     url = entry.url(objects) if callable(entry.url) else entry.url
     clients = {"anonymous": Client(raise_request_exception=False)}
     for name, user in users.items():
@@ -107,6 +177,7 @@ def test_route_answers_every_persona_and_method_as_the_policy_says(route):
     for persona, client in clients.items():
         for method in entry.methods:
             body = entry.bodies.get(method, {})
+            refs = _refs(repository)
             with transaction.atomic():
                 if entry.json:
                     response = client.generic(
@@ -117,6 +188,7 @@ def test_route_answers_every_persona_and_method_as_the_policy_says(route):
                 else:
                     response = client.generic(method, url)
                 transaction.set_rollback(True)
+            _put_back(repository, refs)
             expected = entry.expected(persona, method)
             if not _status_matches(response, expected):
                 wrong.append(

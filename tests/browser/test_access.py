@@ -35,9 +35,9 @@ def call_me(base: str, token: str) -> tuple[int, dict]:
 @pytest.mark.parametrize(
     ("persona", "menu"),
     [
-        ("analyst", ["Home"]),
+        ("analyst", ["Home", "Editor", "My changes"]),
         ("viewer", ["Home"]),
-        ("admin", ["Home", "Audit log", "Admin"]),
+        ("admin", ["Home", "Editor", "My changes", "Audit log", "Admin"]),
     ],
 )
 def test_each_role_logs_in_and_sees_only_its_menu(page: Page, live_server, persona, menu):

@@ -35,9 +35,9 @@ def test_every_entry_names_an_action_of_the_policy_table():
         (None, ["Home"]),
         ("outsider", ["Home"]),
         ("viewer", ["Home"]),
-        ("analyst", ["Home"]),
+        ("analyst", ["Home", "Editor", "My changes"]),
         ("reviewer", ["Home"]),
-        ("admin", ["Home", "Audit log", "Admin"]),
+        ("admin", ["Home", "Editor", "My changes", "Audit log", "Admin"]),
     ],
 )
 def test_each_role_sees_what_exists_and_is_allowed(request, persona, expected):
@@ -64,9 +64,12 @@ urlpatterns = [path("", include("portal.urls")), *later]
     ("persona", "expected"),
     [
         ("viewer", ["Home", "Catalog"]),
-        ("analyst", ["Home", "Editor", "Catalog"]),
+        ("analyst", ["Home", "Editor", "My changes", "Catalog"]),
         ("reviewer", ["Home", "Review queue", "Catalog"]),
-        ("admin", ["Home", "Editor", "Review queue", "Catalog", "SLA dashboard", "Audit log", "Admin"]),
+        (
+            "admin",
+            ["Home", "Editor", "My changes", "Review queue", "Catalog", "SLA dashboard", "Audit log", "Admin"],
+        ),
     ],
 )
 def test_an_entry_appears_once_its_page_exists(request, persona, expected):
