@@ -59,6 +59,10 @@ class RunOptions:
     # Seconds per node from an earlier run (e.g. last hour's): better weights for the critical path
     # than the guesses of node_cost. Only the order of ready nodes depends on them.
     estimates: dict[str, float] | None = None
+    # Deploys and production runs: a model's build and the error-severity tests that need only it
+    # (and what is built before it) run in one transaction, committed only if those tests pass; else
+    # rolled back, so the old relation keeps serving and the model ends "error" (its children skip).
+    gate: bool = False
 
 
 @dataclass
@@ -159,12 +163,34 @@ class Executor:
         self.manifest, self.adapter, self.options = manifest, adapter, options
         self._schemas_made: set[str] = set()
         self._schema_lock = threading.Lock()
+        self._gates: dict[str, list[str]] = {}  # model -> the tests run inside its transaction
+        self._gated: dict[str, NodeResult] = {}  # test -> its result, from its model's transaction
+
+    def _plan_gates(self, graph: Graph) -> None:
+        """Each gated model's tests: those among the run's nodes whose other parents are its ancestors
+        (built, or deferred, before it), so they can run inside its transaction."""
+        ancestors: dict[str, set[str]] = {}
+        for uid in graph.parents:
+            node = self.manifest.nodes[uid]
+            if node.resource_type != "test":
+                continue
+            models = [p for p in node.depends_on if p in graph.parents
+                      and self.manifest.nodes[p].resource_type == "model"]
+            for model in models:
+                others = [p for p in graph.parents[uid] if p != model]
+                if others and model not in ancestors:
+                    ancestors[model] = graph.ancestors(model)
+                if all(o in ancestors[model] for o in others):
+                    self._gates.setdefault(model, []).append(uid)
+                    break
 
     def run(self, selected: set[str]) -> RunSummary:
         start = time.monotonic()
         self.adapter.prime_catalog()
         graph = execution_graph(self.manifest, selected, self.options.command)
         summary = RunSummary()
+        if self.options.gate:
+            self._plan_gates(graph)
         remaining = critical_path(graph, lambda u: node_cost(self.manifest, u, self.options.estimates))
         waiting = {uid: len(ps) for uid, ps in graph.parents.items()}
         # a min-heap: the longest remaining path first, then the name (a stable order between runs)
@@ -193,6 +219,9 @@ class Executor:
             while ready or running:
                 while ready and len(running) < threads:
                     _, uid = heapq.heappop(ready)
+                    if uid in self._gated:  # tested inside its model's transaction: its own result
+                        finish(self._gated[uid])
+                        continue
                     if uid in skipped:
                         finish(self._skipped(uid, skipped[uid]))
                         continue
@@ -235,6 +264,8 @@ class Executor:
         t0 = time.monotonic()
         result = NodeResult(unique_id=uid, resource_type=node.resource_type, name=node.name, status="error",
                             started_at=started, test=self._test_meta(uid))
+        if uid in self._gated:
+            return self._gated[uid]
         try:
             if node.resource_type == "test":
                 self._run_test(uid, result)
@@ -250,6 +281,8 @@ class Executor:
                     columns, rows = read_seed(node.raw_code, node.config.get("column_types"),
                                               keep_null_word=self.adapter.type == "duckdb")
                     result.rows = self.adapter.load_seed(schema, identifier, columns, rows)
+                elif uid in self._gates:
+                    result.rows = self._gated_build(uid, schema, identifier)
                 else:
                     result.rows = self._materialize(uid, schema, identifier)
                 result.status = "success"
@@ -283,6 +316,38 @@ class Executor:
             return self.adapter.build_incremental(schema, identifier, sql, node.config.get("unique_key"))
         raise ValueError(f"unknown materialization '{kind}' (use view, table, incremental or ephemeral)")
 
+    def _gated_build(self, uid: str, schema: str, identifier: str) -> int | None:
+        """Build and test in one transaction; raise GateClosed (rolled back) if an error test fails."""
+        results = []
+        try:
+            with self.adapter.transaction():
+                rows = self._materialize(uid, schema, identifier)
+                for test in self._gates[uid]:
+                    results.append(self._test_result(test))
+                failed = [r for r in results if r.status in ("fail", "error")]
+                if failed:
+                    raise GateClosed(failed)
+        except BaseException:
+            self.adapter.forget(schema, identifier)
+            raise
+        finally:
+            for r in results:
+                self._gated[r.unique_id] = r
+        return rows
+
+    def _test_result(self, uid: str) -> NodeResult:
+        node = self.manifest.nodes[uid]
+        t0 = time.monotonic()
+        result = NodeResult(unique_id=uid, resource_type="test", name=node.name, status="error",
+                            started_at=time.time(), test=self._test_meta(uid))
+        try:
+            self._run_test(uid, result)
+        except Exception as exc:  # noqa: BLE001 - a test's failure is its result
+            result.status, result.message = "error", _clean_error(exc)
+        result.seconds = round(time.monotonic() - t0, 3)
+        result.finished_at = time.time()
+        return result
+
     def _run_test(self, uid: str, result: NodeResult) -> None:
         node = self.manifest.nodes[uid]
         if node.test and node.test.kind == "singular":
@@ -292,6 +357,14 @@ class Executor:
         result.status = test_status(failures, should_warn, should_error, node.config.get("severity", "error"))
         if result.status != "pass":
             result.message = f"{failures} failing row{'s' if failures != 1 else ''}"
+
+
+class GateClosed(Exception):
+    """A gated model's tests failed: its new version was rolled back and the old one still serves."""
+
+    def __init__(self, failed: list[NodeResult]):
+        names = ", ".join(f"{r.name} ({r.message or r.status})" for r in failed)
+        super().__init__(f"not deployed: its tests failed: {names}; the previous version keeps serving")
 
 
 def _clean_error(exc: BaseException) -> str:

@@ -26,12 +26,13 @@ def build(
     command: str = "build",
     threads: int = 2,
     dbt_project: str = PROJECT_YML,
+    gate: bool = False,
 ) -> tuple[Manifest, RunSummary]:
     adapter = adapter_for(warehouse)
     try:
         existing = set(adapter.relations())
         manifest = compile_project(project(files, dbt_project), Target(), existing)
-        summary = Executor(manifest, adapter, RunOptions(command=command, threads=threads)).run(
+        summary = Executor(manifest, adapter, RunOptions(command=command, threads=threads, gate=gate)).run(
             set(manifest.nodes)
         )
     finally:

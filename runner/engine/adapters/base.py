@@ -77,13 +77,31 @@ class Adapter:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """One transaction on this thread's connection. Nested uses join the outermost one, so a
+        gated deploy (execution.py) can hold a model's build and its tests in a single transaction."""
+        depth = getattr(self._local, "depth", 0)
+        if depth:
+            self._local.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.depth = depth
+            return
         self.execute("begin")
+        self._local.depth = 1
         try:
             yield
         except BaseException:
+            self._local.depth = 0
             self.execute("rollback")
             raise
+        self._local.depth = 0
         self.execute("commit")
+
+    def forget(self, schema: str, name: str) -> None:
+        """Drop a relation from the catalog cache (after a rollback: the cache may name what is gone)."""
+        if self._catalog is not None:
+            self._catalog[(schema, name)] = self._query_relation_type(schema, name)
 
     # --------------------------------------------------------------- catalog
     def relations(self, schemas: Sequence[str] | None = None) -> dict[tuple[str, str], str]:
@@ -113,6 +131,9 @@ class Adapter:
     def relation_type(self, schema: str, name: str) -> str | None:
         if self._catalog is not None:
             return self._catalog.get((schema, name))
+        return self._query_relation_type(schema, name)
+
+    def _query_relation_type(self, schema: str, name: str) -> str | None:
         ph = self.param
         rows = self.fetchall(
             f"select table_type from information_schema.tables where table_schema = {ph} and table_name = {ph}",
@@ -220,3 +241,4 @@ class Adapter:
     def run_test(self, sql: str) -> tuple[int, bool, bool]:
         failures, should_warn, should_error = self.fetchall(sql)[0]
         return int(failures), bool(should_warn), bool(should_error)
+
