@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import access, audit, index, model_files, sync
+from . import access, audit, index, model_files, signals, sync
 from .errors import Conflict, InvalidInput, InvalidState, ModelVersion, NotFound
 from .git_store import MAIN_REF, Edit, GitStore, Snapshot, log, names
 from .models import ChangeRequest, ChangeState, IndexedNode
@@ -322,7 +322,13 @@ def _in_commit_order(batch: list[_Landed]) -> list[_Landed]:
 def _record(store: GitStore, batch: list[_Landed]) -> None:
     change = batch[-1].change
     with transaction.atomic():
+        before = change.state
         _follow_branch(store, change)
+        if before != change.state:  # a save on an approved change: the approval no longer holds
+            audit.record(None, "change.approval_withdrawn", change, source="worker", sha=change.head_sha,
+                         details={"reason": "a newer version was saved after the approval"})
+            signals.change_moved.send(ChangeRequest, change=change, old=before, new=change.state)
+        signals.change_saved.send(ChangeRequest, change=change, sha=change.head_sha)
         for item in batch:
             audit.record(item.user, item.action, change, source=item.source, sha=item.sha, details=item.details)
         index.index_change(store, change, list(dict.fromkeys(name for item in batch for name in item.models)))
@@ -477,16 +483,19 @@ def delete_model(user: Any, change: ChangeRequest | None, name: str, base_sha: s
 
 
 def _move(user: Any, change: ChangeRequest, sources: tuple[str, ...], target: str, verb: str, *,
-          source: str, action: str, **fields: Any) -> ChangeRequest:
+          source: str, action: str, details: dict[str, Any] | None = None, **fields: Any) -> ChangeRequest:
     """Compare-and-set the state under the branch's lock; InvalidState names the state it is in now."""
     store = get_store()
+    old = change.state
     with store.locked(change.branch):
+        old = ChangeRequest.objects.filter(pk=change.pk).values_list("state", flat=True).first() or old
         updated = ChangeRequest.objects.filter(pk=change.pk, state__in=sources).update(
             state=target, updated_at=timezone.now(), **fields)
     change.refresh_from_db()
     if updated != 1:
         raise InvalidState(f"This change is {change.get_state_display().lower()} now, so it cannot be {verb}.")
-    audit.record(user, action, change, source=source, sha=change.head_sha, details={"state": target})
+    audit.record(user, action, change, source=source, sha=change.head_sha, details={"state": target, **(details or {})})
+    signals.change_moved.send(ChangeRequest, change=change, old=old, new=target)
     return change
 
 

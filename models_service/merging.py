@@ -15,7 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import access, audit, index, model_files, sync
+from . import access, audit, index, model_files, signals, sync
 from .changes import S, SaveResult, _fresh, _require_edit, save_model
 from .errors import ConflictDetail, InvalidInput, InvalidState, MergeConflict, NotFound
 from .git_store import MAIN_REF, GitStore, MergeOutcome, log, merge, names
@@ -256,6 +256,7 @@ def merge_change(user: Any, change: ChangeRequest, *, source: str = "page") -> M
             index.drop_change(change)
             mark_base_moved(sha, exclude=change.pk)
             sync.enqueue_push(MAIN_REF, sha)
+            signals.change_moved.send(ChangeRequest, change=change, old=S.APPROVED, new=S.MERGED)
     return MergeResult(sha, change, True)
 
 

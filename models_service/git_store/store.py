@@ -450,6 +450,11 @@ class GitStore:
         proc = self.git.run("merge-base", "--is-ancestor", names.sha(ancestor), names.sha(descendant), check=False)
         return proc.returncode == 0
 
+    def parents(self, sha: str) -> list[str]:
+        """The commit's parents, first parent first."""
+        out = self.git.run("rev-list", "--parents", "-n", "1", names.sha(sha), "--").stdout.decode().split()
+        return out[1:]
+
     def merge_base(self, a: str, b: str) -> str | None:
         proc = self.git.run("merge-base", names.sha(a), names.sha(b), check=False)
         return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
