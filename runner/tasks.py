@@ -15,3 +15,45 @@ def test_model(run_id: int) -> str:
     from .testrun import execute
 
     return execute(run_id)
+
+
+@shared_task(name="runner.tasks.ci_build", ignore_result=True, acks_late=True)
+def ci_build(build_id: int) -> str:
+    """Build and test a change's commit in its CI schema, then let the policy judge it (runner.ci)."""
+    from .ci import execute
+
+    return execute(build_id)
+
+
+@shared_task(name="runner.tasks.merge_approved", ignore_result=True, acks_late=True)
+def merge_approved(change_id: int) -> str:
+    """Merge an approved change into main (the merge's signal then queues its deploy). A change that
+    is no longer approved, or conflicts with main (it is flagged "needs update"), is left as it is."""
+    from models_service import merging
+    from models_service.errors import InvalidState, MergeConflict
+    from models_service.models import ChangeRequest, ChangeState
+
+    change = ChangeRequest.objects.filter(pk=change_id).first()
+    if change is None or change.state != ChangeState.APPROVED:
+        return "skipped"
+    try:
+        merging.merge_change(None, change, source="worker")
+    except (InvalidState, MergeConflict) as err:
+        return f"not merged: {err}"
+    return "merged"
+
+
+@shared_task(name="runner.tasks.deploy", ignore_result=True, acks_late=True)
+def deploy(deployment_id: int) -> str:
+    """Deploy a merged change into production, gated by its tests (runner.deploy)."""
+    from .deploy import execute
+
+    return execute(deployment_id)
+
+
+@shared_task(name="runner.tasks.drop_ci_schema", ignore_result=True, acks_late=True)
+def drop_ci_schema(change_id: int) -> str:
+    from .ci import drop_schema
+
+    drop_schema(change_id)
+    return "dropped"

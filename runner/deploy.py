@@ -1,0 +1,122 @@
+"""Deploying a merged change: its models and everything downstream, built into production, gated.
+
+`request_deploy(change)` records one Deployment per (change, merge commit, production schema) and
+queues `runner.tasks.deploy`; asking again is a no-op, so a redelivered task or a second click
+changes nothing. `execute(deployment_id)` (the task) takes the warehouse's deploy lock (one deploy
+at a time per warehouse, runner/locks.py), compiles main at the merge commit and builds the models
+the change modified and their downstream with the engine's gate (execution.RunOptions.gate): each
+model's build and its error-severity tests run in one transaction, committed only if they pass. A
+model that fails keeps its old relation serving and its children are skipped; the deployment is then
+"failed" with the cause. A worker killed mid-deploy leaves each relation wholly old or wholly new
+(the open transaction dies with its connection); the redelivered task runs the deploy again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from models_service import reading
+from models_service.models import ChangeRequest
+from models_service.repo import get_store
+from runner.engine.compiler import Compiler, Target
+from runner.engine.execution import Executor, NodeResult, RunOptions
+from runner.engine.project import MappingSource, load_project
+
+from . import locks, preview
+from . import warehouse as wh
+from .models import Deployment, DeployStatus
+
+log = logging.getLogger(__name__)
+D = DeployStatus
+
+
+def request_deploy(change: ChangeRequest) -> Deployment | None:
+    if not change.merged_sha:
+        return None
+    deployment, created = Deployment.objects.get_or_create(change=change, sha=change.merged_sha,
+                                                           target=wh.production_schema())
+    if created:
+        transaction.on_commit(lambda: _enqueue(deployment.pk))
+    return deployment
+
+
+def _enqueue(deployment_id: int) -> None:
+    from .tasks import deploy
+
+    deploy.delay(deployment_id)
+
+
+def _claim(deployment_id: int) -> Deployment | None:
+    updated = Deployment.objects.filter(pk=deployment_id, status__in=(D.QUEUED, D.RUNNING)).update(
+        status=D.RUNNING, started_at=timezone.now(), finished_at=None, message="")
+    return Deployment.objects.select_related("change").get(pk=deployment_id) if updated else None
+
+
+def _save(deployment: Deployment, **fields: Any) -> None:
+    for key, value in fields.items():
+        setattr(deployment, key, value)
+    Deployment.objects.filter(pk=deployment.pk).update(**fields)
+
+
+def execute(deployment_id: int) -> str:
+    """Deploy to its end; returns the status. A deployment that has finished is left alone."""
+    deployment = _claim(deployment_id)
+    if deployment is None:
+        return Deployment.objects.filter(pk=deployment_id).values_list("status", flat=True).first() or "missing"
+    warehouse = wh.get_warehouse()
+    try:
+        with locks.warehouse_lock(warehouse.url, "deploy"):
+            _execute(deployment, warehouse)
+    except Exception as err:  # noqa: BLE001 - recorded on the deployment, logged for us
+        log.exception("deployment %s failed", deployment.pk)
+        _save(deployment, status=D.FAILED, message=f"The deploy could not run: {err}", finished_at=timezone.now())
+    return deployment.status
+
+
+def deployed_models(store: Any, sha: str) -> set[str]:
+    """The models a merge commit changed on main (against its first parent)."""
+    parents = store.parents(sha)
+    if not parents:
+        return set()
+    return {d.name for d in reading.diff_between(store, parents[0], sha) if d.status != "deleted"}
+
+
+def _execute(deployment: Deployment, warehouse: Any) -> None:
+    store = get_store()
+    files = preview.project_files(store, deployment.sha)
+    project = load_project(MappingSource(dict(files)))
+    names = deployed_models(store, deployment.sha)
+    changed = {project.model_uid(n) for n in names} - {None}
+    manifest = Compiler(project, Target(name="prod", schema=deployment.target, type=warehouse.type)).compile()
+    selected = set(changed)
+    for uid in changed:
+        selected |= {d for d in manifest.graph.descendants(uid) if manifest.nodes[d].resource_type == "model"}
+    selected = {u for u in selected if manifest.nodes[u].materialized != "ephemeral"}
+    tests = {u for u, n in manifest.nodes.items() if n.resource_type == "test" and set(n.depends_on) & selected}
+    rows: list[dict[str, Any]] = []
+
+    def on_result(result: NodeResult) -> None:
+        rows.append({"name": result.name, "kind": "test" if result.resource_type == "test" else "model",
+                     "status": result.status, "message": result.message or "", "seconds": result.seconds,
+                     "rows": result.failures if result.resource_type == "test" else result.rows})
+        Deployment.objects.filter(pk=deployment.pk).update(nodes=rows)
+
+    with warehouse.build() as adapter:
+        options = RunOptions(command="build", threads=2, gate=True, on_result=on_result)
+        summary = Executor(manifest, adapter, options).run(selected | tests)
+    bad = [r for r in summary.results if r.status in ("error", "skipped") or (r.status == "fail")]
+    seconds = round(summary.elapsed, 3)
+    if not bad:
+        _save(deployment, status=D.DEPLOYED, nodes=rows, seconds=seconds, finished_at=timezone.now())
+        return
+    first = next((r for r in bad if r.status == "error"), bad[0])
+    _save(deployment, status=D.FAILED, nodes=rows, seconds=seconds, finished_at=timezone.now(),
+          message=f"{first.name}: {first.message}" if first.message else first.name)
+
+
+def latest_deployment(change: ChangeRequest) -> Deployment | None:
+    return Deployment.objects.filter(change=change).order_by("-created_at", "-id").first()
