@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
 from rest_framework import exceptions
@@ -66,6 +67,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]):
     """DRF's handler, reshaped. Unknown exceptions return None: Django logs them and answers 500."""
     if isinstance(exc, ServiceError):
         return service_error_response(exc)
+    if isinstance(exc, DjangoPermissionDenied):
+        # A service's refusal: DRF would answer it with its generic text; keep the service's reason.
+        exc = exceptions.PermissionDenied(str(exc) or None)
     if isinstance(exc, DjangoValidationError):
         # Services raise Django's ValidationError (they serve pages too); DRF does not know it.
         exc = exceptions.ValidationError(as_serializer_error(exc))

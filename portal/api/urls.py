@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerView
 
-from portal.api import changes, editor, validate, views
+from portal.api import changes, editor, reviews, validate, views
 from portal.api.schema import SchemaView
 
 urlpatterns = [
@@ -33,6 +33,17 @@ urlpatterns = [
     path("changes/<int:pk>/models/<str:name>/test", editor.ModelTestView.as_view(), name="change-model-test"),
     path("test-runs/<int:pk>", editor.TestRunView.as_view(), name="test-run"),
     path("preview", editor.PreviewView.as_view(), name="preview"),
+    path("review-queue", reviews.ReviewQueueView.as_view(), name="review-queue"),
+    path("changes/<int:pk>/review", reviews.ChangeReviewView.as_view(), name="change-review"),
+    path("changes/<int:pk>/approve", reviews.ChangeApproveView.as_view(), name="change-approve"),
+    path("changes/<int:pk>/request-changes", reviews.ChangeRequestChangesView.as_view(),
+         name="change-request-changes"),
+    path("changes/<int:pk>/comments", reviews.ChangeCommentsView.as_view(), name="change-comments"),
+    path("changes/<int:pk>/ci-builds", reviews.ChangeBuildsView.as_view(), name="change-ci-builds"),
+    path("ci-builds/<int:pk>", reviews.BuildDetailView.as_view(), name="ci-build"),
+    path("changes/<int:pk>/deployments", reviews.ChangeDeploymentsView.as_view(), name="change-deployments"),
+    path("deployments/<int:pk>", reviews.DeploymentDetailView.as_view(), name="deployment"),
+    path("review-policy", reviews.ReviewPolicyView.as_view(), name="review-policy"),
     path("models", changes.ModelListView.as_view(), name="models"),
     path("models/<str:name>", changes.ModelDetailView.as_view(), name="model"),
     path("models/<str:name>/history", changes.ModelHistoryView.as_view(), name="model-history"),

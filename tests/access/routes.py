@@ -286,6 +286,13 @@ ROUTES: dict[str, Route] = {
     "api/schema/": public("/api/schema/", dict.fromkeys(METHODS, 301)),
 }
 
+# The review pages and the review API have their own files (issue 6).
+from tests.access.routes_review_api import REVIEW_API_ROUTES  # noqa: E402
+from tests.access.routes_review_pages import REVIEW_PAGE_ROUTES  # noqa: E402
+
+ROUTES.update(REVIEW_PAGE_ROUTES)
+ROUTES.update(REVIEW_API_ROUTES)
+
 # Included URLconfs that are one entry above rather than walked (third-party route sets).
 PREFIX_ENTRIES = frozenset({"admin/"})
 

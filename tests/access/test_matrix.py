@@ -107,6 +107,24 @@ class Objects(dict):
         if key == "test_run":  # the analyst's "Test my model" of the draft (queued, never run here)
             self["test_run"] = testrun.request_test(self["analyst"], self["change"], self["model"])
             return self["test_run"]
+        if key == "submitted":  # another change of the analyst's, submitted for review (reviewers see it)
+            analyst = self["analyst"]
+            self["model"]  # main has the model first
+            change = changes.open_change(analyst, "Submitted for review")
+            changes.save_model(analyst, change, "customers", "select 1 as customer_id\n", ModelSpec("customers"))
+            self["submitted"] = changes.submit_change(analyst, change)
+            return self["submitted"]
+        if key == "ci_build":  # the submitted change's CI build (queued by the submission, never run here)
+            from runner import ci
+
+            self["ci_build"] = ci.request_build(self["submitted"])
+            return self["ci_build"]
+        if key == "deployment":  # a deployment record of the submitted change (never run here)
+            from runner.models import Deployment
+
+            self["deployment"] = Deployment.objects.create(change=self["submitted"], sha=self["version"],
+                                                           target="analytics")
+            return self["deployment"]
         if key not in ("change", "model", "version"):
             raise KeyError(key)
         analyst, reviewer = self["analyst"], self["reviewer"]
