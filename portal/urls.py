@@ -6,7 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from portal.views import audit, changes, editor, health, models, pages, profile
+from portal.views import audit, changes, editor, health, models, pages, profile, review
 
 urlpatterns = [
     path("", pages.home, name="home"),
@@ -35,6 +35,13 @@ urlpatterns = [
     path("changes/<int:pk>/models/new/", models.new_model, name="change-model-new"),
     path("changes/<int:pk>/models/<str:name>/edit/", models.edit_model, name="change-model-edit"),
     path("changes/<int:pk>/models/<str:name>/delete/", changes.delete_model, name="change-model-delete"),
+    path("review/", review.review_queue, name="review-queue"),
+    path("review/policy/", review.review_policy, name="review-policy"),
+    path("review/<int:pk>/", review.review_page, name="review"),
+    path("review/<int:pk>/approve/", review.approve, name="review-approve"),
+    path("review/<int:pk>/request-changes/", review.request_changes, name="review-request-changes"),
+    path("review/<int:pk>/comment/", review.comment, name="review-comment"),
+    path("review/<int:pk>/rebuild/", review.rebuild, name="review-rebuild"),
     path("models/<str:name>/history/", models.model_history, name="model-history"),
     path("models/<str:name>/revert/", models.revert_model, name="model-revert"),
     path("models/<str:name>/edit/", models.edit_in_change, name="model-edit"),

@@ -28,6 +28,7 @@ from models_service.models import ChangeRequest, ChangeState, IndexedNode, NodeK
 from models_service.models.changes import OPEN_STATES
 from portal.forms import ChangeForm
 from portal.views.decorators import page
+from runner import ci
 
 PAGE_SIZE = 50
 STATE_TABS = {
@@ -200,6 +201,7 @@ def detail_context(request: HttpRequest, change: ChangeRequest, **extra: Any) ->
     reason = "" if change.update_reason == merging.BASE_MOVED else change.update_reason
     return {
         "change": change,
+        "review_box": review_box(change),
         "update_reason": reason,
         "diffs": diffs,
         "saves": saves,
@@ -211,6 +213,22 @@ def detail_context(request: HttpRequest, change: ChangeRequest, **extra: Any) ->
         "may_abandon": may_edit,
         "mine": change.author_id == user.pk,
         **extra,
+    }
+
+
+def review_box(change: ChangeRequest) -> dict[str, Any] | None:
+    """The change page's "Review" box: the latest CI build with the policy's summary, and the
+    reviewer's request while the change waits on its author. None for a draft never built."""
+    from portal.views.review import requested_changes  # the review pages import this module
+
+    build = ci.latest_build(change)
+    if build is None and change.state == ChangeState.DRAFT:
+        return None
+    return {
+        "build": build,
+        "stale": bool(build and build.sha != change.head_sha),
+        "summary": (build.policy or {}).get("summary", "") if build else "",
+        "requested": requested_changes(change),
     }
 
 

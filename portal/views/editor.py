@@ -15,10 +15,11 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from models_service import changes
+from models_service import changes, review
 from models_service.errors import NotFound
 from portal.views.changes import MODEL_NAME
 from portal.views.decorators import page
+from portal.views.review import person, request_comment
 
 
 def warehouse_dialect() -> str:
@@ -55,7 +56,11 @@ def editor(request: HttpRequest) -> HttpResponse:
             request, "A model's name uses letters, digits and underscores, and starts with a letter."
         )
         name = ""
+    latest_request = review.latest_request(change) if change else None  # the reviewer's words, for the banner
     context = {
+        "latest_request": latest_request,
+        "latest_request_by": person(latest_request.reviewer) if latest_request else "",
+        "latest_request_on": request_comment(change, latest_request) if latest_request else None,
         "change": change,
         "model_name": name,
         "dialect": warehouse_dialect(),

@@ -36,8 +36,8 @@ def test_every_entry_names_an_action_of_the_policy_table():
         ("outsider", ["Home"]),
         ("viewer", ["Home"]),
         ("analyst", ["Home", "Editor", "My changes"]),
-        ("reviewer", ["Home"]),
-        ("admin", ["Home", "Editor", "My changes", "Audit log", "Admin"]),
+        ("reviewer", ["Home", "Review queue"]),
+        ("admin", ["Home", "Editor", "My changes", "Review queue", "Audit log", "Admin"]),
     ],
 )
 def test_each_role_sees_what_exists_and_is_allowed(request, persona, expected):
