@@ -51,3 +51,29 @@ def test_demo_refuses_to_run_outside_debug(settings, tmp_path):
     with pytest.raises(CommandError, match="DMAAS_DEBUG=1"):
         call_command("dmaas_demo")
     assert not get_user_model().objects.filter(username="ana").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_data_builds_main_and_submits_a_change_once(settings, tmp_path, capsys):
+    from models_service import repo as repo_module
+    from models_service.models import ChangeRequest
+    from runner import warehouse as wh
+
+    settings.DEBUG = True
+    settings.VAR_DIR = tmp_path
+    settings.DMAAS_REPO = str(tmp_path / "data-models.git")
+    settings.DMAAS_WAREHOUSE = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    repo_module.forget_stores()
+    wh.forget_warehouses()
+    try:
+        call_command("dmaas_demo")
+        call_command("dmaas_demo_data")
+        call_command("dmaas_demo_data")  # a second start changes nothing
+        change = ChangeRequest.objects.get()
+        assert change.state == "submitted" and change.author.username == "ana"
+        with wh.get_warehouse().build() as adapter:
+            assert adapter.fetchall("select count(*) from analytics.orders") == [(6,)]
+            assert adapter.fetchall("select count(*) from analytics.customer_revenue") == [(3,)]  # Cy only returned
+    finally:
+        repo_module.forget_stores()
+        wh.forget_warehouses()
