@@ -181,6 +181,12 @@ DMAAS_PREVIEW_WAREHOUSE = env_str("DMAAS_PREVIEW_WAREHOUSE", "")
 DMAAS_PREVIEW_MAX_ROWS = env_int("DMAAS_PREVIEW_MAX_ROWS", 1000, minimum=1)
 DMAAS_PREVIEW_TIMEOUT_MS = env_int("DMAAS_PREVIEW_TIMEOUT_MS", 30_000, minimum=100)
 DMAAS_PREVIEW_WAIT_SECONDS = env_int("DMAAS_PREVIEW_WAIT_SECONDS", 60, minimum=1)
+# Production runs (runner/runs.py): nodes in the warehouse at once, whatever the number of workers;
+# a model's time limit (its query is cancelled and its transaction rolled back); where incidents are
+# posted as JSON, besides the e-mails to platform admins.
+DMAAS_WAREHOUSE_CONCURRENCY = env_int("DMAAS_WAREHOUSE_CONCURRENCY", 4, minimum=1)
+DMAAS_MODEL_TIME_LIMIT = env_int("DMAAS_MODEL_TIME_LIMIT", 900, minimum=10)
+DMAAS_INCIDENT_WEBHOOK = env_str("DMAAS_INCIDENT_WEBHOOK", "")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -360,6 +366,11 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # just under the period, so runs never pile up behind a slow remote.
 DMAAS_SYNC_INTERVAL = env_int("DMAAS_SYNC_INTERVAL", 60, minimum=10)
 CELERY_BEAT_SCHEDULE = {
+    "dmaas-reconcile-runs": {
+        "task": "runner.tasks.reconcile",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "dmaas-sync-remote": {
         "task": "models_service.tasks.sync_remote",
         "schedule": float(DMAAS_SYNC_INTERVAL),

@@ -6,9 +6,19 @@ class RunnerConfig(AppConfig):
     verbose_name = "Runs"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from models_service import signals
 
         from . import receivers
 
+        post_migrate.connect(_default_schedule, sender=self, dispatch_uid="runner.default_schedule")
         signals.change_saved.connect(receivers.on_saved, dispatch_uid="runner.on_saved")
         signals.change_moved.connect(receivers.on_moved, dispatch_uid="runner.on_moved")
+
+
+def _default_schedule(sender, **kwargs) -> None:
+    """The hourly production run exists from the first start (post_migrate, also after a test flush)."""
+    from .runs import ensure_default_schedule
+
+    ensure_default_schedule()

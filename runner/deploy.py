@@ -116,6 +116,11 @@ def _execute(deployment: Deployment, warehouse: Any) -> None:
     first = next((r for r in bad if r.status == "error"), bad[0])
     _save(deployment, status=D.FAILED, nodes=rows, seconds=seconds, finished_at=timezone.now(),
           message=f"{first.name}: {first.message}" if first.message else first.name)
+    from . import incidents
+    from .models import IncidentCause
+
+    incidents.report(first.name, IncidentCause.DEPLOY_FAILED,
+                     f"Deploying change #{deployment.change_id} failed: {deployment.message}", deployment=deployment)
 
 
 def latest_deployment(change: ChangeRequest) -> Deployment | None:

@@ -147,3 +147,203 @@ class ReviewPolicy(models.Model):
     @classmethod
     def current(cls) -> ReviewPolicy:
         return cls.objects.get_or_create(pk=1)[0]
+
+
+# --------------------------------------------------------------------------- scheduled runs (issue 7)
+
+
+class OnOverlap(models.TextChoices):
+    SKIP = "skip", "Skip the slot"
+    QUEUE = "queue", "Queue it behind the running one"
+
+
+class Schedule(models.Model):
+    """A production run of a selection of main's models, on a cron (a django-celery-beat task named
+    `dmaas-schedule-<id>` fires it) or after another schedule's run succeeds. Each slot runs once:
+    runs are keyed by (schedule, slot)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    select = models.CharField(max_length=500, blank=True, help_text="dbt selection; empty: every model")
+    exclude = models.CharField(max_length=500, blank=True)
+    cron = models.CharField(max_length=100, blank=True, help_text="minute hour day month weekday; empty: "
+                            "only after another schedule or by hand")
+    after = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="followers",
+                              help_text="also run each time this schedule's run succeeds")
+    enabled = models.BooleanField(default=True)
+    on_overlap = models.CharField(max_length=10, choices=OnOverlap.choices, default=OnOverlap.SKIP)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCESS = "success", "Succeeded"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+RUN_FINISHED = (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.CANCELLED)
+
+
+class Run(models.Model):
+    """One production run: planned once at main's commit `sha`, its nodes dispatched as tasks as their
+    parents finish. At most one runs per target at a time (the conditional unique constraint)."""
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs")
+    slot = models.DateTimeField(null=True, blank=True)  # the scheduled time this run is for
+    trigger = models.CharField(max_length=10, default="schedule")  # schedule | after | manual | retry
+    retry_of = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                     related_name="runs")
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    message = models.TextField(blank=True)
+    target = models.CharField(max_length=63)  # the production schema
+    sha = models.CharField(max_length=40, blank=True)
+    select = models.CharField(max_length=500, blank=True)
+    exclude = models.CharField(max_length=500, blank=True)
+    nodes_total = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["schedule", "slot"], name="runner_run_one_per_slot"),
+            models.UniqueConstraint(fields=["target"], condition=models.Q(status="running"),
+                                    name="runner_run_one_running_per_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in RUN_FINISHED
+
+
+class NodeStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for its parents"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCESS = "success", "Built"
+    ERROR = "error", "Error"
+    SKIPPED = "skipped", "Skipped"
+    PASS = "pass", "Passed"
+    WARN = "warn", "Warned"
+    FAIL = "fail", "Failed"
+
+
+NODE_DONE = (NodeStatus.SUCCESS, NodeStatus.ERROR, NodeStatus.SKIPPED, NodeStatus.PASS, NodeStatus.WARN,
+             NodeStatus.FAIL)
+NODE_BAD = (NodeStatus.ERROR, NodeStatus.FAIL, NodeStatus.SKIPPED)
+
+
+class NodeRun(models.Model):
+    """One node (model, seed or test) of a run. A test that needs only its model is run inside the
+    model's gated transaction: `gated_by` names that model and the test is never dispatched itself."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="nodes")
+    unique_id = models.CharField(max_length=300)
+    name = models.CharField(max_length=200)
+    resource_type = models.CharField(max_length=10)
+    parents = models.JSONField(default=list, blank=True)  # unique_ids in this run
+    gated_by = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=10, choices=NodeStatus.choices, default=NodeStatus.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+    rows = models.BigIntegerField(null=True, blank=True)
+    failures = models.BigIntegerField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    error_line = models.PositiveIntegerField(null=True, blank=True)
+    cause = models.CharField(max_length=300, blank=True)  # skipped: the node whose failure skipped this one
+    compiled_sql = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["run", "unique_id"], name="runner_noderun_once_per_run")]
+        indexes = [models.Index(fields=["name", "status"], name="runner_noderun_name_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} in run {self.run_id} ({self.status})"
+
+
+class IncidentCause(models.TextChoices):
+    MODEL_FAILED = "model_failed", "A model failed to build"
+    TEST_FAILED = "test_failed", "A data test failed"
+    RUN_LATE = "run_late", "A scheduled run is late"
+    RUN_SKIPPED = "run_skipped", "A scheduled run was skipped"
+    DEPLOY_FAILED = "deploy_failed", "A deploy failed"
+
+
+class IncidentStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Incident(models.Model):
+    """Something failed in production: one per subject (a model, or a schedule) and cause while it is
+    not resolved; later failures attach to it. Records the facts the 4-working-hour reaction clock
+    needs: opened, acknowledged (by whom, when), resolved."""
+
+    subject = models.CharField(max_length=200)  # the model's name, or "schedule:<name>"
+    cause = models.CharField(max_length=20, choices=IncidentCause.choices)
+    status = models.CharField(max_length=15, choices=IncidentStatus.choices, default=IncidentStatus.OPEN,
+                              db_index=True)
+    error = models.TextField(blank=True)
+    owner = models.CharField(max_length=200, blank=True)
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                 related_name="assigned_incidents")
+    failures = models.PositiveIntegerField(default=1)
+    first_failure_at = models.DateTimeField()
+    last_failure_at = models.DateTimeField()
+    run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="incidents")
+    last_run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    deployment = models.ForeignKey(Deployment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    opened_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                        related_name="+")
+    acknowledge_note = models.TextField(blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="+")
+    resolution = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-last_failure_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["subject", "cause"], condition=~models.Q(status="resolved"),
+                                               name="runner_incident_one_open_per_subject")]
+
+    def __str__(self) -> str:
+        return f"incident {self.pk}: {self.subject} ({self.get_cause_display().lower()})"
+
+
+class WarehouseSlot(models.Model):
+    """Throughput control: a node holds one of the warehouse's DMAAS_WAREHOUSE_CONCURRENCY slots while
+    it runs, however many workers there are. A slot whose holder stopped beating is taken back."""
+
+    target = models.CharField(max_length=63)
+    number = models.PositiveIntegerField()
+    holder = models.ForeignKey(NodeRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["target", "number"], name="runner_slot_unique")]
+
+    def __str__(self) -> str:
+        return f"slot {self.number} of {self.target}"

@@ -57,3 +57,52 @@ def drop_ci_schema(change_id: int) -> str:
 
     drop_schema(change_id)
     return "dropped"
+
+
+# --------------------------------------------------------------------------- production runs (runner.runs)
+
+
+def _model_time_limit() -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, "DMAAS_MODEL_TIME_LIMIT", 900))
+
+
+@shared_task(name="runner.tasks.fire_schedule", ignore_result=True, acks_late=True)
+def fire_schedule(schedule_id: int, slot: str | None = None, trigger: str = "schedule") -> str:
+    """Beat fires this for a schedule's slot; the run is created once per (schedule, slot)."""
+    import datetime as dt
+
+    from .runs import fire_schedule as fire
+
+    run = fire(schedule_id, dt.datetime.fromisoformat(slot) if slot else None, trigger=trigger)
+    return f"run {run.pk}: {run.status}" if run else "no run (this slot has one, or the schedule is off)"
+
+
+@shared_task(name="runner.tasks.start_run", ignore_result=True, acks_late=True)
+def start_run(run_id: int) -> str:
+    """Start a queued run (one that waited for its target)."""
+    from .models import OnOverlap, Run
+    from .runs import start_run as start
+
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        return "missing"
+    return start(run, on_overlap=OnOverlap.QUEUE).status
+
+
+@shared_task(name="runner.tasks.run_node", ignore_result=True, acks_late=True,
+             soft_time_limit=_model_time_limit(), time_limit=_model_time_limit() + 60)
+def run_node(node_id: int) -> str:
+    """Build or test one node of a run, then dispatch what it unblocks (runner.runs.execute_node)."""
+    from .runs import execute_node
+
+    return execute_node(node_id)
+
+
+@shared_task(name="runner.tasks.reconcile", ignore_result=True)
+def reconcile() -> dict:
+    """Periodic (beat): nodes of dead workers, lost messages, open runs, late scheduled runs."""
+    from .runs import reconcile as run_reconcile
+
+    return run_reconcile()

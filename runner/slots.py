@@ -1,0 +1,59 @@
+"""Throughput control: at most DMAAS_WAREHOUSE_CONCURRENCY nodes in the warehouse at once, however
+many workers run. A node claims one WarehouseSlot row by compare-and-set before it touches the
+warehouse and gives it back after; a slot whose holder is no longer running (its worker died) is
+taken back by the next claimer. Rows in the database, so it holds across machines and brokers."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import NodeRun, NodeStatus, WarehouseSlot
+
+
+def limit() -> int:
+    return max(1, int(getattr(settings, "DMAAS_WAREHOUSE_CONCURRENCY", 4)))
+
+
+def _ensure(target: str, n: int) -> None:
+    have = set(WarehouseSlot.objects.filter(target=target).values_list("number", flat=True))
+    for number in range(n):
+        if number not in have:
+            WarehouseSlot.objects.get_or_create(target=target, number=number)
+
+
+def claim(target: str, node: NodeRun, wait_seconds: float = 3600) -> WarehouseSlot:
+    n = limit()
+    _ensure(target, n)
+    deadline = time.monotonic() + wait_seconds
+    pause = 0.05
+    while True:
+        free = (WarehouseSlot.objects.filter(target=target, number__lt=n)
+                .filter(Q(holder__isnull=True) | ~Q(holder__status=NodeStatus.RUNNING) | Q(holder=node))
+                .values_list("pk", "holder_id"))
+        for pk, holder in free:
+            if WarehouseSlot.objects.filter(pk=pk, holder_id=holder).update(holder=node, claimed_at=timezone.now()):
+                return WarehouseSlot.objects.get(pk=pk)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no free warehouse slot for {wait_seconds:.0f} s")
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.5)
+
+
+def release(node: NodeRun) -> None:
+    WarehouseSlot.objects.filter(holder=node).update(holder=None, claimed_at=None)
+
+
+@contextlib.contextmanager
+def slot(target: str, node: NodeRun) -> Iterator[Any]:
+    held = claim(target, node)
+    try:
+        yield held
+    finally:
+        WarehouseSlot.objects.filter(pk=held.pk, holder=node).update(holder=None, claimed_at=None)
