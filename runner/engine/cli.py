@@ -84,6 +84,8 @@ def _main(args: argparse.Namespace) -> int:
         path = duckdb_path(args.warehouse) if wtype == "duckdb" else ""
         if args.command == "compile" and wtype == "duckdb" and not os.path.exists(path):
             adapter = None  # nothing built yet: nothing is incremental, and compile creates no file
+        elif args.command == "compile" and not _may_be_incremental(project):
+            adapter = None  # what exists only matters to is_incremental(): no need to open the warehouse
         else:
             adapter = adapter_for(args.warehouse)
             existing = {rel for rel, kind in adapter.prime_catalog().items() if kind}
@@ -108,6 +110,12 @@ def _main(args: argparse.Namespace) -> int:
     finally:
         if adapter is not None:
             adapter.close()
+
+
+def _may_be_incremental(project: Any) -> bool:
+    """Whether a model is, or may make itself (a config() call in its SQL), incremental."""
+    return any(n.resource_type == "model" and (n.config.get("materialized") == "incremental"
+                                                or "incremental" in n.raw_code) for n in project.nodes.values())
 
 
 def _tests_of(manifest: Any, chosen: set[str], explicit: bool) -> set[str]:

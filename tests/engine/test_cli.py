@@ -77,3 +77,16 @@ def test_select_and_ls(tmp_path):
         "compile", "--project", str(proj), "--warehouse", f"duckdb:///{tmp_path}/w.duckdb", "--select", "b"
     )
     assert 'select * from "analytics"."a"' in out.stdout
+
+
+def test_compile_sees_what_exists_when_a_model_is_incremental(tmp_path):
+    """compile opens the warehouse only for is_incremental(); an incremental model still gets it right."""
+    inc = ("{{ config(materialized='incremental') }}select 1 as x\n"
+           "{% if is_incremental() %}where x > (select max(x) from {{ this }}){% endif %}")
+    proj = write(tmp_path / "p", {"models/inc.sql": inc, "models/v.sql": "select 1 as y"})
+    warehouse = f"duckdb:///{tmp_path}/w.duckdb"
+    first = dmaas("compile", "--project", str(proj), "--warehouse", warehouse, "--select", "inc")
+    assert first.returncode == 0 and "where x >" not in first.stdout
+    assert dmaas("build", "--project", str(proj), "--warehouse", warehouse).returncode == 0
+    again = dmaas("compile", "--project", str(proj), "--warehouse", warehouse, "--select", "inc")
+    assert again.returncode == 0 and "where x > (select max(x)" in again.stdout, again.stdout
