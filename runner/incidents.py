@@ -36,8 +36,10 @@ def _owner(subject: str) -> str:
     return node.owner if node is not None else ""
 
 
-def report(subject: str, cause: str, error: str, *, run: Any = None, deployment: Any = None) -> Incident:
-    """Open an incident, or attach this failure to the open one of the same subject and cause."""
+def report(subject: str, cause: str, error: str, *, run: Any = None, deployment: Any = None,
+           hooks: dict[str, list[str]] | None = None) -> Incident:
+    """Open an incident, or attach this failure to the open one of the same subject and cause.
+    `hooks`: the model's own {"emails": [...], "webhooks": [...]} (its meta `notify`), told as well."""
     now = timezone.now()
     for _ in range(3):
         incident = Incident.objects.filter(subject=subject, cause=cause, status__in=OPEN).first()
@@ -55,7 +57,7 @@ def report(subject: str, cause: str, error: str, *, run: Any = None, deployment:
         except IntegrityError:
             continue  # opened by another worker a moment ago: attach to it
         audit.record(None, "incident.open", incident, source="worker", details={"cause": cause})
-        transaction.on_commit(lambda pk=incident.pk: notify(pk, "opened"))
+        transaction.on_commit(lambda pk=incident.pk: notify(pk, "opened", hooks))
         return incident
     raise RuntimeError("could not open or find the incident")  # pragma: no cover - three races in a row
 
@@ -65,17 +67,37 @@ def report_run(run: Any, cause: str, message: str) -> Incident:
     return report(f"schedule:{name}", cause, message, run=run)
 
 
+def hooks_of(manifest: Any, name: str) -> dict[str, list[str]]:
+    """A model's own failure hooks, from its meta: `notify: [ana@example.com, https://hooks.example/x]`
+    (addresses are e-mailed, http(s) URLs get the incident as JSON), or the same under a tag's models in
+    dbt_project.yml (`+meta: {notify: [...]}`)."""
+    if manifest is None:
+        return {}
+    node = next((n for n in manifest.nodes.values() if n.name == name and n.resource_type == "model"), None)
+    meta = (node.config.get("meta") if node is not None else None) or {}
+    targets = meta.get("notify") if isinstance(meta, dict) else None
+    if isinstance(targets, str):
+        targets = [targets]
+    if not isinstance(targets, list):
+        return {}
+    emails = [t for t in targets if isinstance(t, str) and "@" in t and not t.startswith("http")]
+    webhooks = [t for t in targets if isinstance(t, str) and t.startswith(("http://", "https://"))]
+    return {"emails": emails, "webhooks": webhooks}
+
+
 def after_node(run: Any, results: list[Any], manifest: Any) -> None:
     """Open or attach incidents for a node's failures; resolve the model's open ones on success."""
     for result in results:
         if result.resource_type in ("model", "seed"):
             if result.status == "error" and not (result.message or "").startswith("not deployed"):
-                report(result.name, C.MODEL_FAILED, result.message or "error", run=run)
+                report(result.name, C.MODEL_FAILED, result.message or "error", run=run,
+                       hooks=hooks_of(manifest, result.name))
             elif result.status == "success":
                 resolve_by_success(result.name, run)
         elif result.resource_type == "test" and result.status in ("fail", "error"):
             model = (result.test or {}).get("model") or result.name
-            report(model, C.TEST_FAILED, f"{result.name}: {result.message or result.status}", run=run)
+            report(model, C.TEST_FAILED, f"{result.name}: {result.message or result.status}", run=run,
+                   hooks=hooks_of(manifest, model))
 
 
 def resolve_by_success(subject: str, run: Any) -> int:
@@ -178,8 +200,9 @@ def as_dict(incident: Incident) -> dict[str, Any]:
             "resolution": incident.resolution, "run": incident.run_id}
 
 
-def notify(pk: int, event: str) -> None:
-    """E-mail the owner (when they are a user) and the platform admins; POST the webhook. Never raises."""
+def notify(pk: int, event: str, hooks: dict[str, list[str]] | None = None) -> None:
+    """E-mail the platform admins, the assignee and the model's own addresses; POST the webhook and the
+    model's own. Never raises."""
     incident = Incident.objects.filter(pk=pk).select_related("assignee").first()
     if incident is None:
         return
@@ -187,18 +210,19 @@ def notify(pk: int, event: str) -> None:
     body = f"{incident.get_cause_display()}: {incident.subject}\n\n{incident.error}\n\nStatus: {incident.status}"
     users = get_user_model().objects.filter(is_active=True, groups__name=access.Role.ADMIN.value).exclude(email="")
     recipients = sorted({u.email for u in users} | ({incident.assignee.email} if incident.assignee
-                                                    and incident.assignee.email else set()))
+                                                    and incident.assignee.email else set())
+                        | set((hooks or {}).get("emails", [])))
     try:
         if recipients:
             send_mail(subject, body, None, recipients, fail_silently=False)
     except Exception:  # noqa: BLE001 - a mail server down must not fail the run
         log.warning("could not e-mail incident %s", pk, exc_info=True)
-    url = getattr(settings, "DMAAS_INCIDENT_WEBHOOK", "")
-    if url:
-        data = json.dumps({"event": event, "incident": as_dict(incident)}).encode()
+    urls = [u for u in [getattr(settings, "DMAAS_INCIDENT_WEBHOOK", ""), *(hooks or {}).get("webhooks", [])] if u]
+    data = json.dumps({"event": event, "incident": as_dict(incident)}).encode()
+    for url in dict.fromkeys(urls):
         request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - an admin-set http(s) URL
+            with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - an admin- or model-set http(s) URL
                 pass
         except Exception:  # noqa: BLE001
-            log.warning("could not post incident %s to the webhook", pk, exc_info=True)
+            log.warning("could not post incident %s to %s", pk, url, exc_info=True)

@@ -214,3 +214,37 @@ def test_what_runs_next_lists_each_schedule_with_its_models(duck):
 def test_a_bad_cron_is_refused_in_plain_words():
     with pytest.raises(Exception, match="five fields"):
         runs.validate_cron("every hour")
+
+
+@pytest.mark.django_db
+def test_a_failure_mails_the_admins_and_the_models_own_hooks(duck, admin, settings, mailoutbox,
+                                                             django_capture_on_commit_callbacks):
+    import http.server
+    import json
+    import threading
+
+    received: list[dict] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the stdlib's name
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/hook"
+    settings.DMAAS_INCIDENT_WEBHOOK = ""
+    try:
+        commit_to_main({"models/a.sql": "{{ config(materialized='table', meta={'notify': ['ana@example.com', '"
+                                        + url + "']}) }}select no_such as id"})
+        with django_capture_on_commit_callbacks(execute=True):
+            drain(runs.fire_schedule(Schedule.objects.get().pk, dt.datetime(2026, 12, 1, 23, tzinfo=dt.UTC)))
+    finally:
+        server.shutdown()
+    assert len(mailoutbox) == 1 and set(mailoutbox[0].to) == {"adam@example.com", "ana@example.com"}
+    assert "incident" in mailoutbox[0].subject and "a (a model failed to build)" in mailoutbox[0].subject
+    assert received and received[0]["event"] == "opened" and received[0]["incident"]["subject"] == "a"
