@@ -519,7 +519,7 @@ def execute_node(node_id: int, worker: str | None = None) -> str:
             continue
         fields = {"status": result.status, "seconds": result.seconds, "rows": result.rows,
                   "failures": result.failures, "message": result.message or "", "finished_at": now,
-                  "error_line": _line_of(result.message), "cause": result.cause or ""}
+                  "error_line": _line_of(result.message, result.resource_type), "cause": result.cause or ""}
         if row is not node:
             fields.update(started_at=node.started_at, attempts=node.attempts, worker=node.worker)
         NodeRun.objects.filter(pk=row.pk).update(**fields)
@@ -551,13 +551,18 @@ def manifest_or_none(run: Run) -> Manifest | None:
         return None
 
 
-def _line_of(message: str | None) -> int | None:
+def _line_of(message: str | None, resource_type: str = "model") -> int | None:
+    """The line of the node's compiled SQL an error points at. The warehouse numbers the lines of the
+    statement it ran, and a model's SQL starts on line 2 of it (`create ... as (` comes first)."""
     if not message:
         return None
-    m = re.search(r"\.sql:(\d+):|LINE (\d+):|line (\d+)", message)
+    m = re.search(r"LINE (\d+):|line (\d+)", message)
     if not m:
         return None
-    return int(next(g for g in m.groups() if g))
+    line = int(next(g for g in m.groups() if g))
+    if resource_type == "model":
+        line -= 1
+    return line if line >= 1 else None
 
 
 # --------------------------------------------------------------------------- people's actions
@@ -648,8 +653,6 @@ def reconcile(now: dt.datetime | None = None) -> dict[str, int]:
 def next_runs(now: dt.datetime | None = None, per_schedule: int = 1) -> list[dict[str, Any]]:
     """What runs next: each enabled cron schedule's next slots, its models and their predicted seconds
     (the median of their last runs)."""
-    from statistics import median
-
     now = now or timezone.now()
     sha = get_store().tip(MAIN_REF)
     out = []
@@ -665,17 +668,26 @@ def next_runs(now: dt.datetime | None = None, per_schedule: int = 1) -> list[dic
             except Exception:  # noqa: BLE001 - a broken main shows as no models, the run will say why
                 models = []
         if models:
-            total = 0.0
-            for name in models:
-                past = list(NodeRun.objects.filter(name=name, status=N.SUCCESS, seconds__isnull=False)
-                            .order_by("-id").values_list("seconds", flat=True)[:5])
-                total += median(past) if past else 0.0
-            predicted = round(total, 1)
+            predicted = round(sum(_recent_seconds(models).values()), 1)
         slots_at = next_slots(schedule.cron, now, per_schedule) if schedule.cron else []
         out.append({"schedule": schedule, "next": slots_at, "after": schedule.after, "models": models,
                     "predicted_seconds": predicted})
     out.sort(key=lambda r: (r["next"][0] if r["next"] else dt.datetime.max.replace(tzinfo=dt.UTC)))
     return out
+
+
+def _recent_seconds(names: list[str], runs_back: int = 5) -> dict[str, float]:
+    """The median build seconds of each model over its last successful runs, in one query."""
+    from statistics import median
+
+    recent = Run.objects.filter(status__in=(R.SUCCESS, R.FAILED)).order_by("-id").values_list("pk", flat=True)
+    ids = list(recent[:runs_back * 4])
+    seen: dict[str, list[float]] = {}
+    rows = NodeRun.objects.filter(run_id__in=ids, name__in=names, status=N.SUCCESS, seconds__isnull=False)
+    for name, seconds in rows.order_by("-run_id").values_list("name", "seconds"):
+        if len(seen.setdefault(name, [])) < runs_back:
+            seen[name].append(seconds)
+    return {name: median(values) for name, values in seen.items()}
 
 
 def model_runs(name: str, limit: int = 10) -> dict[str, Any]:

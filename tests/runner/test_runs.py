@@ -23,7 +23,7 @@ SEVEN = {
     "models/table_a.sql": "{{ config(materialized='table') }}select 1 as id",
     "models/table_b.sql": "{{ config(materialized='table') }}select * from {{ ref('table_a') }}",
     "models/view_with_conflicting_cascade.sql": "select * from {{ ref('table_a') }}",
-    "models/invalid.sql": "{{ config(materialized='table') }}select no_such_column from {{ ref('view_model') }}",
+    "models/invalid.sql": "{{ config(materialized='table') }}\nselect id,\n  no_such_column\nfrom {{ ref('view_model') }}",
     "models/skip.sql": "select * from {{ ref('invalid') }}",
 }
 
@@ -88,6 +88,7 @@ def test_one_broken_model_gives_dbts_five_one_one_and_one_incident(duck):
     assert run.status == "failed" and "5 of 7" in run.message
     node = NodeRun.objects.get(run=run, name="invalid")
     assert "no_such_column" in node.message and "no_such_column" in node.compiled_sql
+    assert "no_such_column" in node.compiled_sql.splitlines()[node.error_line - 1]  # the line, in the SQL shown
     incident = Incident.objects.get()
     assert (incident.subject, incident.cause, incident.status) == ("invalid", "model_failed", "open")
     # the next hour fails the same way: the same incident, one more failure
