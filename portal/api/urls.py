@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerView
 
-from portal.api import changes, editor, reviews, validate, views
+from portal.api import changes, editor, reviews, runs, validate, views
 from portal.api.schema import SchemaView
 
 urlpatterns = [
@@ -44,6 +44,21 @@ urlpatterns = [
     path("changes/<int:pk>/deployments", reviews.ChangeDeploymentsView.as_view(), name="change-deployments"),
     path("deployments/<int:pk>", reviews.DeploymentDetailView.as_view(), name="deployment"),
     path("review-policy", reviews.ReviewPolicyView.as_view(), name="review-policy"),
+    path("schedules", runs.ScheduleListView.as_view(), name="schedules"),
+    path("schedules/<int:pk>", runs.ScheduleDetailView.as_view(), name="schedule"),
+    path("schedules/<int:pk>/pause", runs.SchedulePauseView.as_view(), name="schedule-pause"),
+    path("schedules/<int:pk>/resume", runs.ScheduleResumeView.as_view(), name="schedule-resume"),
+    path("schedules/<int:pk>/run", runs.ScheduleRunView.as_view(), name="schedule-run"),
+    path("runs", runs.RunListView.as_view(), name="runs"),
+    path("runs/next", runs.RunNextView.as_view(), name="runs-next"),
+    path("runs/<int:pk>", runs.RunDetailView.as_view(), name="run"),
+    path("runs/<int:pk>/retry", runs.RunRetryView.as_view(), name="run-retry"),
+    path("runs/<int:pk>/cancel", runs.RunCancelView.as_view(), name="run-cancel"),
+    path("incidents", runs.IncidentListView.as_view(), name="incidents"),
+    path("incidents/<int:pk>", runs.IncidentDetailView.as_view(), name="incident"),
+    path("incidents/<int:pk>/acknowledge", runs.IncidentAcknowledgeView.as_view(), name="incident-acknowledge"),
+    path("incidents/<int:pk>/assign", runs.IncidentAssignView.as_view(), name="incident-assign"),
+    path("incidents/<int:pk>/resolve", runs.IncidentResolveView.as_view(), name="incident-resolve"),
     path("models", changes.ModelListView.as_view(), name="models"),
     path("models/<str:name>", changes.ModelDetailView.as_view(), name="model"),
     path("models/<str:name>/history", changes.ModelHistoryView.as_view(), name="model-history"),

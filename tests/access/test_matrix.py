@@ -125,6 +125,25 @@ class Objects(dict):
             self["deployment"] = Deployment.objects.create(change=self["submitted"], sha=self["version"],
                                                            target="analytics")
             return self["deployment"]
+        if key == "run":  # a finished production run whose model failed: retry has something to run again
+            from runner.models import NodeRun, Run
+
+            self["model"]  # main has the model the retry plans
+            run = Run.objects.create(target="analytics", status="failed", message="0 of 1 nodes passed, 1 failed")
+            NodeRun.objects.create(run=run, unique_id=f"model.dmaas.{MODEL}", name=MODEL, resource_type="model",
+                                   status="error", attempts=1, message="boom")
+            self["run"] = run
+            return self["run"]
+        if key == "incident":  # an open incident of the model
+            from runner import incidents
+
+            self["incident"] = incidents.report(MODEL, "model_failed", "boom")
+            return self["incident"]
+        if key == "schedule":  # the default hourly schedule (made on migrate)
+            from runner.models import Schedule
+
+            self["schedule"] = Schedule.objects.get()
+            return self["schedule"]
         if key not in ("change", "model", "version"):
             raise KeyError(key)
         analyst, reviewer = self["analyst"], self["reviewer"]
