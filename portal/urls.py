@@ -6,7 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from portal.views import audit, changes, editor, health, models, pages, profile, review
+from portal.views import audit, changes, editor, health, incidents, models, pages, profile, review, runs
 
 urlpatterns = [
     path("", pages.home, name="home"),
@@ -42,6 +42,22 @@ urlpatterns = [
     path("review/<int:pk>/request-changes/", review.request_changes, name="review-request-changes"),
     path("review/<int:pk>/comment/", review.comment, name="review-comment"),
     path("review/<int:pk>/rebuild/", review.rebuild, name="review-rebuild"),
+    path("runs/", runs.run_history, name="runs"),
+    path("runs/new/", runs.run_new, name="run-new"),
+    path("runs/next/", runs.runs_next, name="runs-next"),
+    path("runs/<int:pk>/", runs.run_detail, name="run"),
+    path("runs/<int:pk>/status.json", runs.run_status, name="run-status"),
+    path("runs/<int:pk>/retry/", runs.run_retry, name="run-retry"),
+    path("runs/<int:pk>/cancel/", runs.run_cancel, name="run-cancel"),
+    path("schedules/", runs.schedule_list, name="schedules"),
+    path("schedules/new/", runs.schedule_new, name="schedule-new"),
+    path("schedules/<int:pk>/edit/", runs.schedule_edit, name="schedule-edit"),
+    path("schedules/<int:pk>/run/", runs.schedule_run, name="schedule-run"),
+    path("incidents/", incidents.incident_list, name="incidents"),
+    path("incidents/<int:pk>/", incidents.incident_detail, name="incident"),
+    path("incidents/<int:pk>/acknowledge/", incidents.incident_acknowledge, name="incident-acknowledge"),
+    path("incidents/<int:pk>/assign/", incidents.incident_assign, name="incident-assign"),
+    path("incidents/<int:pk>/resolve/", incidents.incident_resolve, name="incident-resolve"),
     path("models/<str:name>/history/", models.model_history, name="model-history"),
     path("models/<str:name>/revert/", models.revert_model, name="model-revert"),
     path("models/<str:name>/edit/", models.edit_in_change, name="model-edit"),

@@ -32,6 +32,7 @@ from portal.forms import (
 )
 from portal.views.changes import MODEL_NAME, change_or_404, diff_rows, has_model, shown_diff
 from portal.views.decorators import page
+from portal.views.runs import model_section
 
 HISTORY_LIMIT = 30  # each version's diff is read from git: ~20 ms each
 HISTORY_MAX = 200  # with ?all=1
@@ -204,6 +205,7 @@ def model_history(request: HttpRequest, name: str) -> HttpResponse:
         "may_edit": can(user, "model.edit"),
         "limited": len(entries) >= limit,
         "show_all": limit < HISTORY_MAX,
+        "runs": model_section(user, name) if can(user, "run.view") else None,  # past, now and next in production
     }
     return render(request, "models/history.html", context)
 

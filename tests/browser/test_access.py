@@ -35,10 +35,10 @@ def call_me(base: str, token: str) -> tuple[int, dict]:
 @pytest.mark.parametrize(
     ("persona", "menu"),
     [
-        ("analyst", ["Home", "Editor", "My changes"]),
-        ("reviewer", ["Home", "Review queue"]),
-        ("viewer", ["Home"]),
-        ("admin", ["Home", "Editor", "My changes", "Review queue", "Audit log", "Admin"]),
+        ("analyst", ["Home", "Editor", "My changes", "Runs", "Incidents"]),
+        ("reviewer", ["Home", "Review queue", "Runs", "Incidents"]),
+        ("viewer", ["Home", "Runs"]),
+        ("admin", ["Home", "Editor", "My changes", "Review queue", "Runs", "Incidents", "Audit log", "Admin"]),
     ],
 )
 def test_each_role_logs_in_and_sees_only_its_menu(page: Page, live_server, persona, menu):
@@ -97,7 +97,8 @@ def test_pages_fit_the_window_without_sideways_scrolling(page: Page, live_server
     make_persona("admin")
     page.set_viewport_size(size)
     log_in(page, live_server.url, "admin")
-    for path in ("/", "/profile/", "/audit/", "/accounts/password/", "/review/", "/review/policy/"):
+    for path in ("/", "/profile/", "/audit/", "/accounts/password/", "/review/", "/review/policy/", "/runs/",
+                 "/runs/next/", "/schedules/", "/schedules/new/", "/incidents/"):
         page.goto(f"{live_server.url}{path}")
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} is {overflow}px too wide at {size}"

@@ -34,10 +34,10 @@ def test_every_entry_names_an_action_of_the_policy_table():
     [
         (None, ["Home"]),
         ("outsider", ["Home"]),
-        ("viewer", ["Home"]),
-        ("analyst", ["Home", "Editor", "My changes"]),
-        ("reviewer", ["Home", "Review queue"]),
-        ("admin", ["Home", "Editor", "My changes", "Review queue", "Audit log", "Admin"]),
+        ("viewer", ["Home", "Runs"]),
+        ("analyst", ["Home", "Editor", "My changes", "Runs", "Incidents"]),
+        ("reviewer", ["Home", "Review queue", "Runs", "Incidents"]),
+        ("admin", ["Home", "Editor", "My changes", "Review queue", "Runs", "Incidents", "Audit log", "Admin"]),
     ],
 )
 def test_each_role_sees_what_exists_and_is_allowed(request, persona, expected):
@@ -63,12 +63,13 @@ urlpatterns = [path("", include("portal.urls")), *later]
 @pytest.mark.parametrize(
     ("persona", "expected"),
     [
-        ("viewer", ["Home", "Catalog"]),
-        ("analyst", ["Home", "Editor", "My changes", "Catalog"]),
-        ("reviewer", ["Home", "Review queue", "Catalog"]),
+        ("viewer", ["Home", "Runs", "Catalog"]),
+        ("analyst", ["Home", "Editor", "My changes", "Runs", "Incidents", "Catalog"]),
+        ("reviewer", ["Home", "Review queue", "Runs", "Incidents", "Catalog"]),
         (
             "admin",
-            ["Home", "Editor", "My changes", "Review queue", "Catalog", "SLA dashboard", "Audit log", "Admin"],
+            ["Home", "Editor", "My changes", "Review queue", "Runs", "Incidents", "Catalog", "SLA dashboard",
+             "Audit log", "Admin"],
         ),
     ],
 )
@@ -80,3 +81,13 @@ def test_the_current_page_is_marked(admin):
     client = Client()
     client.force_login(admin)
     assert '<a href="/audit/" aria-current="page">Audit log</a>' in client.get("/audit/").content.decode()
+
+
+def test_a_run_page_marks_runs_and_an_incident_page_marks_incidents(admin):
+    from runner.models import Run
+
+    client = Client()
+    client.force_login(admin)
+    run = Run.objects.create(target="analytics", status="success")
+    assert '<a href="/runs/" aria-current="page">Runs</a>' in client.get(f"/runs/{run.pk}/").content.decode()
+    assert '<a href="/incidents/" aria-current="page">Incidents</a>' in client.get("/incidents/").content.decode()
