@@ -187,6 +187,19 @@ DMAAS_PREVIEW_WAIT_SECONDS = env_int("DMAAS_PREVIEW_WAIT_SECONDS", 60, minimum=1
 DMAAS_WAREHOUSE_CONCURRENCY = env_int("DMAAS_WAREHOUSE_CONCURRENCY", 4, minimum=1)
 DMAAS_MODEL_TIME_LIMIT = env_int("DMAAS_MODEL_TIME_LIMIT", 900, minimum=10)
 DMAAS_INCIDENT_WEBHOOK = env_str("DMAAS_INCIDENT_WEBHOOK", "")
+# The business-hours clock of the service agreement (runner/sla): working days (mon..sun, ranges and
+# lists: "mon-fri"), working hours, and public holidays of a country and subdivision ("DE-BE"; empty:
+# none); closing days of the company's own are added in the admin. Alerts go to DMAAS_SLA_WEBHOOK too.
+DMAAS_WORKING_DAYS = env_str("DMAAS_WORKING_DAYS", "mon-fri")
+DMAAS_WORKING_HOURS = env_str("DMAAS_WORKING_HOURS", "09:00-17:00")
+DMAAS_HOLIDAYS = env_str("DMAAS_HOLIDAYS", "DE")
+DMAAS_SLA_WEBHOOK = env_str("DMAAS_SLA_WEBHOOK", "")
+try:
+    from runner.sla.clock import parse_days, parse_holidays, parse_hours
+
+    parse_days(DMAAS_WORKING_DAYS), parse_hours(DMAAS_WORKING_HOURS), parse_holidays(DMAAS_HOLIDAYS)
+except ValueError as _err:
+    raise ImproperlyConfigured(f"The service agreement's clock: {_err}") from None
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -347,3 +347,59 @@ class WarehouseSlot(models.Model):
 
     def __str__(self) -> str:
         return f"slot {self.number} of {self.target}"
+
+
+# --------------------------------------------------------------------------- the service agreement (issue 8)
+
+
+class ClosingDay(models.Model):
+    """A day the company is closed beyond public holidays (platform admins add them): no working time."""
+
+    date = models.DateField(unique=True)
+    name = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.date:%Y-%m-%d} {self.name}".strip()
+
+
+class SlaSettings(models.Model):
+    """The allowances and targets of the service agreement (one row, platform admins edit it)."""
+
+    review_days = models.FloatField(default=3.0)  # working days from submission to the first decision
+    incident_hours = models.FloatField(default=4.0)  # working hours from opening to acknowledgement
+    run_tolerance_minutes = models.PositiveIntegerField(default=5)  # a slot starts within this of its time
+    freshness_tolerance_minutes = models.PositiveIntegerField(default=15)  # beyond the schedule's period
+    at_risk = models.FloatField(default=0.75)  # share of the allowance used that makes an item "at risk"
+    review_target = models.FloatField(default=95.0)  # % met on time
+    incident_target = models.FloatField(default=95.0)
+    run_target = models.FloatField(default=99.0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "SLA settings"
+
+    def __str__(self) -> str:
+        return "service agreement settings"
+
+    @classmethod
+    def current(cls) -> SlaSettings:
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class SlaAlert(models.Model):
+    """One alert sent: an item's transition to at risk or breached, sent once (the unique key)."""
+
+    kind = models.CharField(max_length=20)  # review | incident | run
+    item = models.CharField(max_length=100)  # the change, incident or run slot it is about
+    state = models.CharField(max_length=20)  # at_risk | breached
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-sent_at"]
+        constraints = [models.UniqueConstraint(fields=["kind", "item", "state"], name="runner_slaalert_once")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.item} {self.state}"

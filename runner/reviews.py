@@ -42,6 +42,8 @@ class QueueItem:
     breaking: list[dict[str, Any]] = field(default_factory=list)
     eligible: bool | None = None  # None: not judged yet (no finished build of the head)
     policy_summary: str = ""
+    sla: Any = None  # runner.sla.agreement.Item: state, used, left (working time), paused on the author
+
 
     def as_dict(self) -> dict[str, Any]:
         c = self.change
@@ -52,6 +54,7 @@ class QueueItem:
             "models": self.models, "ci_status": self.ci_status, "ci_stale": self.ci_stale,
             "breaking": self.breaking, "auto_approval_eligible": self.eligible,
             "policy_summary": self.policy_summary, "needs_update": c.needs_update,
+            "sla": self.sla.as_dict() if self.sla else None,
         }
 
 
@@ -72,12 +75,18 @@ def review_queue(user: Any, show: str = "all", now: dt.datetime | None = None) -
     qs = changes.visible_changes(user).filter(state__in=UNDER_REVIEW).select_related("author")
     rows = list(qs)
     builds = _latest_builds([c.pk for c in rows])
+    from .models import SlaSettings
+    from .sla.agreement import review_items
+
+    clocks = {int(i.key.split(":")[1]): i for i in review_items(sla.clock(), SlaSettings.current(), now, rows)}
     items = []
     for change in rows:
-        due = sla.review_due(change.submitted_at)
+        clock_item = clocks.get(change.pk)
+        due = clock_item.due if clock_item else None
+        overdue = bool(clock_item and clock_item.state == "breached")
+        item = QueueItem(change, due, overdue, now - change.submitted_at if change.submitted_at else None)
+        item.sla = clock_item
         build = builds.get(change.pk)
-        item = QueueItem(change, due, bool(due and due < now and change.state == S.SUBMITTED),
-                         now - change.submitted_at if change.submitted_at else None)
         if build is not None:
             item.models = list(build.modified) + [f"{d} (downstream)" for d in build.downstream]
             item.ci_status = build.status
