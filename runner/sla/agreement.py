@@ -33,7 +33,9 @@ ZERO = dt.timedelta(0)
 OPEN_STATES = ("on_track", "at_risk", "breached")
 CLOSED_STATES = ("met", "met_late")
 REVIEW_ACTIONS = ("change.submit", "change.approve", "change.request_changes", "change.withdraw",
-                  "change.abandon", "change.merge")
+                  "change.abandon", "change.merge", "change.approval_withdrawn")
+# a save after an approval sends the change back to "submitted": a new round, from the save
+ROUND_STARTS = ("change.submit", "change.approval_withdrawn")
 
 
 @dataclass
@@ -104,23 +106,25 @@ def review_items(clock: Clock, rules: SlaSettings, now: dt.datetime, changes: li
     items = []
     for change in rows:
         trail = trails.get(str(change.pk), [])
-        used, waiting_since, decided_at, first_submit = ZERO, None, None, None
+        used, waiting_since, decided_at, first_submit, round_by = ZERO, None, None, None, None
         for at, action in trail:
-            if action == "change.submit":
+            if action in ROUND_STARTS:
                 first_submit = first_submit or at
                 if waiting_since is None:
-                    waiting_since = at
+                    waiting_since, round_by = at, action
             elif waiting_since is not None:
                 used += clock.between(waiting_since, at)
                 waiting_since = None
                 if action in ("change.approve", "change.request_changes"):
                     decided_at = at
         if change.state == ChangeState.SUBMITTED and change.submitted_at:
-            # the row's submitted_at is the fact for the round going on now (every submission sets it)
-            if waiting_since is not None and waiting_since > change.submitted_at:
+            # the row's submitted_at is the fact for a round a submission began (every submission sets
+            # it); a round begun by a save after an approval starts at that save
+            if waiting_since is not None and round_by == "change.submit" and waiting_since > change.submitted_at:
                 waiting_since = change.submitted_at
             elif waiting_since is None:
-                waiting_since = change.submitted_at
+                last = trail[-1][0] if trail else change.submitted_at
+                waiting_since = max(change.submitted_at, last)
             first_submit = min(first_submit or change.submitted_at, change.submitted_at)
         elif waiting_since is not None and change.state != ChangeState.SUBMITTED:
             waiting_since = None  # the trail missed the decision: the change is not waiting any more
@@ -243,6 +247,19 @@ def _hours(values: list[dt.timedelta]) -> dict[str, float | None]:
     return {"median": round(median(hours), 2), "p90": round(p90, 2)}
 
 
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"median": None, "p90": None}
+    ordered = sorted(values)
+    p90 = ordered[min(len(ordered) - 1, max(0, int(round(0.9 * len(ordered) + 0.5)) - 1))]
+    return {"median": median(ordered), "p90": p90}
+
+
+def _minutes(values: list[dt.timedelta]) -> dict[str, float | None]:
+    return {k: None if v is None else round(v, 1)
+            for k, v in _percentiles([v.total_seconds() / 60 for v in values]).items()}
+
+
 def _summary(items: list[Item], target: float, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
     """Attainment over the items that closed in the period, or broke it (breached), with counts."""
     closed = [i for i in items if i.state in CLOSED_STATES and i.finished and start <= i.finished < end]
@@ -258,21 +275,21 @@ def _summary(items: list[Item], target: float, start: dt.datetime, end: dt.datet
             "at_risk": sum(1 for i in items if i.state == "at_risk")}
 
 
-def _weeks(items: list[Item], start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
-    """Attainment per ISO week of the items that closed (or breached) in it."""
+def _weeks(items: list[Item], start: dt.datetime, end: dt.datetime, tz: Any = dt.UTC) -> list[dict[str, Any]]:
+    """Attainment per ISO week (of the company's local days) of the items that closed (or breached) in it."""
     buckets: dict[str, list[Item]] = {}
-    day = start
+    day = start.astimezone(tz)
     while day < end:
         year, week, _ = day.isocalendar()
         buckets.setdefault(f"{year}-W{week:02d}", [])
         day += dt.timedelta(days=7)
-    year, week, _ = (end - dt.timedelta(seconds=1)).isocalendar()
+    year, week, _ = (end - dt.timedelta(seconds=1)).astimezone(tz).isocalendar()
     buckets.setdefault(f"{year}-W{week:02d}", [])
     for item in items:
         when = item.finished or item.due or item.started
         if item.state in OPEN_STATES[:2] or when is None or not (start <= when < end):
             continue
-        year, week, _ = when.isocalendar()
+        year, week, _ = when.astimezone(tz).isocalendar()
         buckets.setdefault(f"{year}-W{week:02d}", []).append(item)
     out = []
     for label in sorted(buckets):
@@ -283,10 +300,11 @@ def _weeks(items: list[Item], start: dt.datetime, end: dt.datetime) -> list[dict
     return out
 
 
-def _by_owner(items: list[Item]) -> list[dict[str, Any]]:
+def _by_owner(items: list[Item], start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
     owners: dict[str, list[Item]] = {}
     for item in items:
-        if item.state in CLOSED_STATES or item.state == "breached":
+        closed_in = item.state in CLOSED_STATES and item.finished and start <= item.finished < end
+        if closed_in or item.state == "breached":
             owners.setdefault(item.owner or "(nobody)", []).append(item)
     return [{"owner": owner, "items": len(group), "met": sum(1 for i in group if i.state == "met"),
              "attainment": round(100.0 * sum(1 for i in group if i.state == "met") / len(group), 1)}
@@ -309,11 +327,11 @@ def report(clock: Clock, start: dt.datetime, end: dt.datetime, now: dt.datetime 
         "period": {"start": start, "end": end},
         "settings": rules,
         "review": {**_summary(reviews, rules.review_target, start, end), "time_to_first_review_hours":
-                   _hours(first_review), "weeks": _weeks(reviews, start, end), "owners": _by_owner(reviews)},
+                   _hours(first_review), "weeks": _weeks(reviews, start, end, clock.tz), "owners": _by_owner(reviews, start, end)},
         "incident": {**_summary(incidents, rules.incident_target, start, end), "time_to_acknowledge_hours":
-                     _hours(reaction), "weeks": _weeks(incidents, start, end), "owners": _by_owner(incidents)},
-        "run": {**_summary(runs, rules.run_target, start, end), "weeks": _weeks(runs, start, end),
-                "punctuality_minutes": _hours([i.used for i in runs if i.finished])},
+                     _hours(reaction), "weeks": _weeks(incidents, start, end, clock.tz), "owners": _by_owner(incidents, start, end)},
+        "run": {**_summary(runs, rules.run_target, start, end), "weeks": _weeks(runs, start, end, clock.tz),
+                "punctuality_minutes": _minutes([i.used for i in runs if i.finished])},
         "freshness": {"models": len(fresh), "fresh": sum(1 for i in fresh if i.state == "met"),
                       "stale": [i for i in fresh if i.state != "met"]},
         "attention": attention,
