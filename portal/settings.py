@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.broker import filesystem_transport_options, redis_transport_options
@@ -388,6 +389,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "models_service.tasks.sync_remote",
         "schedule": float(DMAAS_SYNC_INTERVAL),
         "options": {"expires": DMAAS_SYNC_INTERVAL * 0.9},
+    },
+    # The service agreement's alerts (runner/sla/alerts.py): each transition told once, whatever the beats.
+    "dmaas-sla-sweep": {
+        "task": "runner.tasks.sla_sweep",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
+    "dmaas-sla-digest": {
+        "task": "runner.tasks.sla_digest",
+        "schedule": crontab(hour=8, minute=0),
     },
 }
 

@@ -6,7 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from portal.views import audit, changes, editor, health, incidents, models, pages, profile, review, runs
+from portal.views import audit, changes, editor, health, incidents, models, pages, profile, review, runs, sla
 
 urlpatterns = [
     path("", pages.home, name="home"),
@@ -58,6 +58,8 @@ urlpatterns = [
     path("incidents/<int:pk>/acknowledge/", incidents.incident_acknowledge, name="incident-acknowledge"),
     path("incidents/<int:pk>/assign/", incidents.incident_assign, name="incident-assign"),
     path("incidents/<int:pk>/resolve/", incidents.incident_resolve, name="incident-resolve"),
+    path("sla/", sla.sla_dashboard, name="sla-dashboard"),
+    path("sla/settings/", sla.sla_settings, name="sla-settings"),
     path("models/<str:name>/history/", models.model_history, name="model-history"),
     path("models/<str:name>/revert/", models.revert_model, name="model-revert"),
     path("models/<str:name>/edit/", models.edit_in_change, name="model-edit"),

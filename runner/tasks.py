@@ -106,3 +106,22 @@ def reconcile() -> dict:
     from .runs import reconcile as run_reconcile
 
     return run_reconcile()
+
+
+# --------------------------------------------------------------------------- the service agreement (runner.sla)
+
+
+@shared_task(name="runner.tasks.sla_sweep", ignore_result=True)
+def sla_sweep() -> dict:
+    """Periodic (beat, every 5 minutes): tell each item going at risk or breached, once."""
+    from .sla.alerts import sweep
+
+    return sweep()
+
+
+@shared_task(name="runner.tasks.sla_digest", ignore_result=True)
+def sla_digest() -> dict:
+    """Periodic (beat, daily at 08:00): the platform admins' digest, once a day."""
+    from .sla.alerts import digest
+
+    return digest()

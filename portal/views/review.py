@@ -26,6 +26,7 @@ from models_service.errors import NotFound, ServiceError
 from models_service.models import ChangeRequest, ChangeState, Comment, Review, Verdict
 from portal.views.changes import STATUS_WORDS
 from portal.views.decorators import page
+from portal.views.sla import clock_of
 from runner import ci, policy, reviews
 from runner.models import ReviewPolicy
 
@@ -239,7 +240,8 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     for item in items:
         summary = WAITS.sub("", item.policy_summary) if item.eligible is False else item.policy_summary
         rows.append({"item": item, "change": item.change, "age": age_words(item.age), "summary": summary,
-                     "breaking": len(item.breaking)})
+                     "breaking": len(item.breaking),
+                     "clock": clock_of(item.sla, paused=item.change.state == ChangeState.CHANGES_REQUESTED)})
     tabs = [{"key": key, "label": label, "current": key == show} for key, label in SHOW_TABS]
     context = {"rows": rows, "tabs": tabs, "show": show, "empty": EMPTY_QUEUE[show],
                "may_manage_policy": access.can(request.user, "policy.manage")}

@@ -37,7 +37,8 @@ def test_every_entry_names_an_action_of_the_policy_table():
         ("viewer", ["Home", "Runs"]),
         ("analyst", ["Home", "Editor", "My changes", "Runs", "Incidents"]),
         ("reviewer", ["Home", "Review queue", "Runs", "Incidents"]),
-        ("admin", ["Home", "Editor", "My changes", "Review queue", "Runs", "Incidents", "Audit log", "Admin"]),
+        ("admin", ["Home", "Editor", "My changes", "Review queue", "Runs", "Incidents", "SLA dashboard", "Audit log",
+                   "Admin"]),
     ],
 )
 def test_each_role_sees_what_exists_and_is_allowed(request, persona, expected):
