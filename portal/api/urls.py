@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerView
 
-from portal.api import changes, editor, reviews, runs, validate, views
+from portal.api import changes, editor, reviews, runs, sla, validate, views
 from portal.api.schema import SchemaView
 
 urlpatterns = [
@@ -59,6 +59,11 @@ urlpatterns = [
     path("incidents/<int:pk>/acknowledge", runs.IncidentAcknowledgeView.as_view(), name="incident-acknowledge"),
     path("incidents/<int:pk>/assign", runs.IncidentAssignView.as_view(), name="incident-assign"),
     path("incidents/<int:pk>/resolve", runs.IncidentResolveView.as_view(), name="incident-resolve"),
+    path("sla/settings", sla.SlaSettingsView.as_view(), name="sla-settings"),
+    path("sla/closing-days", sla.ClosingDayListView.as_view(), name="sla-closing-days"),
+    path("sla/closing-days/<int:pk>", sla.ClosingDayDetailView.as_view(), name="sla-closing-day"),
+    path("sla/items", sla.SlaItemListView.as_view(), name="sla-items"),
+    path("sla/report", sla.SlaReportView.as_view(), name="sla-report"),
     path("models", changes.ModelListView.as_view(), name="models"),
     path("models/<str:name>", changes.ModelDetailView.as_view(), name="model"),
     path("models/<str:name>/history", changes.ModelHistoryView.as_view(), name="model-history"),

@@ -291,11 +291,15 @@ from tests.access.routes_review_api import REVIEW_API_ROUTES  # noqa: E402
 from tests.access.routes_review_pages import REVIEW_PAGE_ROUTES  # noqa: E402
 from tests.access.routes_runs_api import RUN_API_ROUTES  # noqa: E402
 from tests.access.routes_runs_pages import RUN_PAGE_ROUTES  # noqa: E402
+from tests.access.routes_sla_api import SLA_API_ROUTES  # noqa: E402
+from tests.access.routes_sla_pages import SLA_PAGE_ROUTES  # noqa: E402
 
 ROUTES.update(REVIEW_PAGE_ROUTES)
 ROUTES.update(REVIEW_API_ROUTES)
 ROUTES.update(RUN_API_ROUTES)
 ROUTES.update(RUN_PAGE_ROUTES)
+ROUTES.update(SLA_API_ROUTES)
+ROUTES.update(SLA_PAGE_ROUTES)
 
 # Included URLconfs that are one entry above rather than walked (third-party route sets).
 PREFIX_ENTRIES = frozenset({"admin/"})

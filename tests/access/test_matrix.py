@@ -144,6 +144,13 @@ class Objects(dict):
 
             self["schedule"] = Schedule.objects.get()
             return self["schedule"]
+        if key == "closing_day":  # a closing day of the company's (the SLA clock skips it)
+            import datetime as dt
+
+            from runner.models import ClosingDay
+
+            self["closing_day"] = ClosingDay.objects.create(date=dt.date(2027, 12, 30), name="Matrix")
+            return self["closing_day"]
         if key not in ("change", "model", "version"):
             raise KeyError(key)
         analyst, reviewer = self["analyst"], self["reviewer"]
