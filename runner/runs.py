@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 import socket
 import threading
@@ -399,6 +400,8 @@ def _skip_gated(model: NodeRun, cause: str) -> None:
 
 def finish_if_done(run_id: int) -> Run | None:
     """Close the run once every node is done; start what waits for its target; trigger followers."""
+    if not Run.objects.filter(pk=run_id, status=R.RUNNING).exclude(sha="").exists():
+        return None  # not running, or still being planned (_plan sets sha once its nodes exist)
     if NodeRun.objects.filter(run_id=run_id).exclude(status__in=NODE_DONE).exists():
         return None
     bad = NodeRun.objects.filter(run_id=run_id, status__in=(N.ERROR, N.FAIL)).count()
@@ -442,10 +445,9 @@ def _send_start(run_id: int) -> None:
 def _claim(node_id: int, worker: str) -> NodeRun | None:
     now = timezone.now()
     updated = NodeRun.objects.filter(pk=node_id, status=N.QUEUED).update(
-        status=N.RUNNING, worker=worker, started_at=now, heartbeat_at=now, message="")
+        status=N.RUNNING, worker=worker, started_at=now, heartbeat_at=now, message="", attempts=F("attempts") + 1)
     if not updated:
         return None
-    NodeRun.objects.filter(pk=node_id).update(attempts=F("attempts") + 1)
     return NodeRun.objects.select_related("run").get(pk=node_id)
 
 
@@ -475,8 +477,9 @@ class _Heartbeat:
             connection.close()
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{threading.get_ident()}"
+def worker_name(hostname: str | None = None) -> str:
+    """Which worker runs a node: the Celery worker's --hostname (or the machine's), process and thread."""
+    return f"{hostname or socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
 def execute_node(node_id: int, worker: str | None = None) -> str:
@@ -496,7 +499,10 @@ def execute_node(node_id: int, worker: str | None = None) -> str:
     results: list[NodeResult] = []
     try:
         manifest = manifest_for(run.sha, run.target)
-        with slots.slot(run.target, node), _Heartbeat(node.pk, float(setting("DMAAS_NODE_HEARTBEAT_SECONDS", 10))):
+        # the heartbeat covers the wait for a warehouse slot too: a waiting node is alive, not dead
+        with _Heartbeat(node.pk, float(setting("DMAAS_NODE_HEARTBEAT_SECONDS", 10))), slots.slot(run.target, node):
+            node.started_at = timezone.now()
+            NodeRun.objects.filter(pk=node.pk).update(started_at=node.started_at)
             with wh.get_warehouse().build() as adapter:
                 options = RunOptions(command="build", threads=1, gate=True, on_result=results.append)
                 Executor(manifest, adapter, options).run(set(by_uid))
@@ -522,7 +528,10 @@ def execute_node(node_id: int, worker: str | None = None) -> str:
                   "error_line": _line_of(result.message, result.resource_type), "cause": result.cause or ""}
         if row is not node:
             fields.update(started_at=node.started_at, attempts=node.attempts, worker=node.worker)
-        NodeRun.objects.filter(pk=row.pk).update(**fields)
+            NodeRun.objects.filter(pk=row.pk).update(**fields)
+        elif not NodeRun.objects.filter(pk=row.pk, status=N.RUNNING, attempts=node.attempts).update(**fields):
+            # this attempt was given up on (the reconciler re-queued the node): the newer one decides
+            return NodeRun.objects.filter(pk=node.pk).values_list("status", flat=True).first() or N.ERROR
     if mine is None:
         NodeRun.objects.filter(pk=node.pk).update(status=N.ERROR, finished_at=now, message="no result")
     incidents.after_node(run, [r for r in results if r.unique_id in by_uid], manifest_or_none(run))
@@ -646,6 +655,12 @@ def reconcile(now: dt.datetime | None = None) -> dict[str, int]:
     for run in Run.objects.filter(status=R.RUNNING):
         if finish_if_done(run.pk) is not None:
             out["closed"] += 1
+        elif not run.sha and run.started_at and run.started_at < lost:
+            # its planner died before the run had nodes: fail it, and start what waits behind it
+            if Run.objects.filter(pk=run.pk, status=R.RUNNING, sha="").update(
+                    status=R.FAILED, finished_at=now, message="planning stopped (the worker died); run it again"):
+                _start_next_queued(run.target)
+                out["failed"] += 1
     out["late"] = incidents.late_runs(now)
     return out
 

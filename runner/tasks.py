@@ -91,13 +91,13 @@ def start_run(run_id: int) -> str:
     return start(run, on_overlap=OnOverlap.QUEUE).status
 
 
-@shared_task(name="runner.tasks.run_node", ignore_result=True, acks_late=True,
+@shared_task(name="runner.tasks.run_node", ignore_result=True, acks_late=True, bind=True,
              soft_time_limit=_model_time_limit(), time_limit=_model_time_limit() + 60)
-def run_node(node_id: int) -> str:
+def run_node(self, node_id: int) -> str:
     """Build or test one node of a run, then dispatch what it unblocks (runner.runs.execute_node)."""
-    from .runs import execute_node
+    from .runs import execute_node, worker_name
 
-    return execute_node(node_id)
+    return execute_node(node_id, worker_name(getattr(self.request, "hostname", None)))
 
 
 @shared_task(name="runner.tasks.reconcile", ignore_result=True)

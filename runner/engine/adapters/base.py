@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -154,7 +155,26 @@ class Adapter:
         ]
 
     def create_schema(self, schema: str) -> None:
-        self.execute(f"create schema if not exists {quote(schema)}")
+        """Create the schema unless it exists. Two processes creating it at the same moment make one of
+        them fail (PostgreSQL: a unique violation; DuckDB: a catalog conflict): look again, a few times."""
+        delay = 0.02
+        for attempt in range(7):
+            try:
+                self.execute(f"create schema if not exists {quote(schema)}")
+                return
+            except Exception:
+                try:
+                    self.execute("rollback")
+                except Exception:  # noqa: BLE001 - no transaction was open
+                    pass
+                exists = self.fetchall(f"select 1 from information_schema.schemata where schema_name = {self.param}",
+                                       (schema,))
+                if exists:
+                    return
+                if attempt == 6:
+                    raise
+                time.sleep(delay)
+                delay *= 2
 
     # --------------------------------------------------------------- building blocks
     def _drop(self, schema: str, name: str, kind: str) -> None:
@@ -174,10 +194,13 @@ class Adapter:
         self._remember(schema, name, kind)
 
     def build_table(self, schema: str, name: str, sql: str) -> int | None:
+        # One transaction from the build to the swap: a client that dies mid-query (a killed worker)
+        # leaves nothing behind, not even the temporary table the server would otherwise commit.
         tmp = temp_name(name)
         try:
-            rows = self._create_table_as(schema, tmp, sql)
-            self.swap_in(schema, name, tmp, "table")
+            with self.transaction():
+                rows = self._create_table_as(schema, tmp, sql)
+                self.swap_in(schema, name, tmp, "table")
         finally:
             self._drop(schema, tmp, "table")
         return rows
