@@ -360,11 +360,17 @@ def find_by_owner(user: Any, owner: str, limit: int = 500) -> list[IndexedNode]:
     return list(IndexedNode.objects.filter(ref=MAIN, owner__iexact=owner).order_by("name")[:limit])
 
 
+def dependents_map(user: Any) -> dict[str, list[str]]:
+    """For every name a model on main refs, the models that ref it, sorted (one query)."""
+    access.require(user, "catalog.view")
+    out: dict[str, list[str]] = {}
+    for name, depends_on in IndexedNode.objects.filter(ref=MAIN, kind=NodeKind.MODEL).values_list(
+            "name", "depends_on"):
+        for parent in depends_on or []:
+            out.setdefault(parent, []).append(name)
+    return {parent: sorted(children) for parent, children in out.items()}
+
+
 def dependents_of(user: Any, name: str) -> list[str]:
     """Models on main that ref() the given model (for lineage and a rename's warning)."""
-    access.require(user, "catalog.view")
-    out = []
-    for node in IndexedNode.objects.filter(ref=MAIN, kind=NodeKind.MODEL).only("name", "depends_on"):
-        if name in (node.depends_on or []):
-            out.append(node.name)
-    return sorted(out)
+    return dependents_map(user).get(name, [])

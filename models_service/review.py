@@ -107,8 +107,6 @@ def add_comment(user: Any, change: ChangeRequest | int, body: str, *, model: str
     change = get_change(user, change.pk if isinstance(change, ChangeRequest) else change)
     access.require(user, "change.comment")
     text = _text(body, required=True)
-    if not text:
-        raise InvalidInput("A comment needs some text.", field="body")
     parent = None
     if reply_to is not None:
         parent = Comment.objects.filter(pk=reply_to, change=change).first()

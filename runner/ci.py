@@ -29,10 +29,9 @@ from runner.engine.compiler import Target, quote
 from runner.engine.execution import Executor, NodeResult, RunOptions
 from runner.engine.project import MappingSource, load_project
 
-from . import preview
+from . import jobs, preview
 from . import warehouse as wh
 from .models import BuildStatus, CIBuild
-from .testrun import _failing_rows
 
 log = logging.getLogger(__name__)
 B = BuildStatus
@@ -100,36 +99,24 @@ def latest_build(change: ChangeRequest) -> CIBuild | None:
 # --------------------------------------------------------------------------- the worker's side
 
 
-def _claim(build_id: int) -> CIBuild | None:
-    updated = CIBuild.objects.filter(pk=build_id, status__in=(B.QUEUED, B.RUNNING)).update(
-        status=B.RUNNING, started_at=timezone.now(), finished_at=None, message="")
-    return CIBuild.objects.select_related("change", "change__author").get(pk=build_id) if updated else None
-
-
-def _save(build: CIBuild, **fields: Any) -> None:
-    for key, value in fields.items():
-        setattr(build, key, value)
-    CIBuild.objects.filter(pk=build.pk).update(**fields)
-
-
 def execute(build_id: int) -> str:
     """Run a queued CI build to its end; returns its status. Never raises for the models' faults."""
-    build = _claim(build_id)
+    build = jobs.claim(CIBuild, build_id, "change", "change__author")
     if build is None:
         return CIBuild.objects.filter(pk=build_id).values_list("status", flat=True).first() or "missing"
     change = build.change
     if change.state not in OPEN_STATES or (change.head_sha and change.head_sha != build.sha):
-        _save(build, status=B.STALE, finished_at=timezone.now(),
+        jobs.save(build, status=B.STALE, finished_at=timezone.now(),
               message="The change moved on before this build started; its newest version is built instead.")
         return build.status
     try:
         _execute(build)
     except preview.PreviewFailed as err:
         where = f" (line {err.line})" if err.line else ""
-        _save(build, status=B.ERROR, message=f"{err.message}{where}", finished_at=timezone.now())
+        jobs.save(build, status=B.ERROR, message=f"{err.message}{where}", finished_at=timezone.now())
     except Exception as err:  # noqa: BLE001 - recorded for the change's page, logged for us
         log.exception("CI build %s failed", build.pk)
-        _save(build, status=B.ERROR, message=f"The build could not run: {err}", finished_at=timezone.now())
+        jobs.save(build, status=B.ERROR, message=f"The build could not run: {err}", finished_at=timezone.now())
     from . import policy
 
     policy.judge(build)
@@ -163,7 +150,7 @@ def _execute(build: CIBuild) -> None:
     order = sorted(built, key=lambda u: manifest.nodes[u].name) + sorted(tests, key=lambda u: manifest.nodes[u].name)
     build.nodes = [_row(manifest, u) for u in order]
     index = {u: i for i, u in enumerate(order)}
-    _save(build, nodes=build.nodes, modified=sorted(manifest.nodes[u].name for u in modified),
+    jobs.save(build, nodes=build.nodes, modified=sorted(manifest.nodes[u].name for u in modified),
           downstream=sorted(manifest.nodes[u].name for u in downstream - modified))
 
     with warehouse.build() as adapter:
@@ -174,7 +161,7 @@ def _execute(build: CIBuild) -> None:
             if result.resource_type == "test":
                 row["rows"] = result.failures
                 if result.status in ("fail", "warn") and result.failures:
-                    row["failing_columns"], row["failing_rows"] = _failing_rows(adapter, manifest.compiled[
+                    row["failing_columns"], row["failing_rows"] = jobs.failing_rows(adapter, manifest.compiled[
                         result.unique_id])
             else:
                 row["rows"] = result.rows
@@ -190,7 +177,7 @@ def _execute(build: CIBuild) -> None:
     seconds = round(sum(r.seconds or 0 for r in summary.results), 3)
     status = B.PASSED if not bad else B.FAILED
     message = "" if not bad else f"{bad[0].name}: {bad[0].message}" if bad[0].message else bad[0].name
-    _save(build, status=status, message=message, seconds=seconds, nodes=build.nodes, finished_at=timezone.now(),
+    jobs.save(build, status=status, message=message, seconds=seconds, nodes=build.nodes, finished_at=timezone.now(),
           validation=_validate(change, at, manifest, modified))
 
 
@@ -278,5 +265,4 @@ def drop_schema(change_id: int) -> None:
     """Drop `ci_<change>` (after the change is merged or abandoned)."""
     schema = ci_schema(change_id)
     with wh.get_warehouse().build() as adapter:
-        cascade = " cascade"
-        adapter.execute(f"drop schema if exists {quote(schema)}{cascade}")
+        adapter.execute(f"drop schema if exists {quote(schema)} cascade")

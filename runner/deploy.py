@@ -26,7 +26,7 @@ from runner.engine.compiler import Compiler, Target
 from runner.engine.execution import Executor, NodeResult, RunOptions
 from runner.engine.project import MappingSource, load_project
 
-from . import locks, preview
+from . import jobs, locks, preview
 from . import warehouse as wh
 from .models import Deployment, DeployStatus
 
@@ -50,21 +50,9 @@ def _enqueue(deployment_id: int) -> None:
     deploy.delay(deployment_id)
 
 
-def _claim(deployment_id: int) -> Deployment | None:
-    updated = Deployment.objects.filter(pk=deployment_id, status__in=(D.QUEUED, D.RUNNING)).update(
-        status=D.RUNNING, started_at=timezone.now(), finished_at=None, message="")
-    return Deployment.objects.select_related("change").get(pk=deployment_id) if updated else None
-
-
-def _save(deployment: Deployment, **fields: Any) -> None:
-    for key, value in fields.items():
-        setattr(deployment, key, value)
-    Deployment.objects.filter(pk=deployment.pk).update(**fields)
-
-
 def execute(deployment_id: int) -> str:
     """Deploy to its end; returns the status. A deployment that has finished is left alone."""
-    deployment = _claim(deployment_id)
+    deployment = jobs.claim(Deployment, deployment_id, "change")
     if deployment is None:
         return Deployment.objects.filter(pk=deployment_id).values_list("status", flat=True).first() or "missing"
     warehouse = wh.get_warehouse()
@@ -73,7 +61,7 @@ def execute(deployment_id: int) -> str:
             _execute(deployment, warehouse)
     except Exception as err:  # noqa: BLE001 - recorded on the deployment, logged for us
         log.exception("deployment %s failed", deployment.pk)
-        _save(deployment, status=D.FAILED, message=f"The deploy could not run: {err}", finished_at=timezone.now())
+        jobs.save(deployment, status=D.FAILED, message=f"The deploy could not run: {err}", finished_at=timezone.now())
     return deployment.status
 
 
@@ -108,13 +96,13 @@ def _execute(deployment: Deployment, warehouse: Any) -> None:
     with warehouse.build() as adapter:
         options = RunOptions(command="build", threads=2, gate=True, on_result=on_result)
         summary = Executor(manifest, adapter, options).run(selected | tests)
-    bad = [r for r in summary.results if r.status in ("error", "skipped") or (r.status == "fail")]
+    bad = [r for r in summary.results if r.status in ("error", "fail", "skipped")]
     seconds = round(summary.elapsed, 3)
     if not bad:
-        _save(deployment, status=D.DEPLOYED, nodes=rows, seconds=seconds, finished_at=timezone.now())
+        jobs.save(deployment, status=D.DEPLOYED, nodes=rows, seconds=seconds, finished_at=timezone.now())
         return
     first = next((r for r in bad if r.status == "error"), bad[0])
-    _save(deployment, status=D.FAILED, nodes=rows, seconds=seconds, finished_at=timezone.now(),
+    jobs.save(deployment, status=D.FAILED, nodes=rows, seconds=seconds, finished_at=timezone.now(),
           message=f"{first.name}: {first.message}" if first.message else first.name)
     from . import incidents
     from .models import IncidentCause

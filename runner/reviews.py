@@ -107,11 +107,12 @@ def review_queue(user: Any, show: str = "all", now: dt.datetime | None = None) -
 
 def lineage(user: Any, names: list[str]) -> dict[str, list[str]]:
     """For each model, the models on main that read it, transitively (what a change could break)."""
+    children = index.dependents_map(user)
     out = {}
     for name in names:
         seen, stack = set(), [name]
         while stack:
-            for child in index.dependents_of(user, stack.pop()):
+            for child in children.get(stack.pop(), []):
                 if child not in seen:
                     seen.add(child)
                     stack.append(child)

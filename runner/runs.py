@@ -337,7 +337,7 @@ def _send(node_ids: list[int], countdown: float | None = None) -> None:
 def advance(run_id: int, finished: list[str]) -> None:
     """After nodes finished: dispatch the children now ready; skip those below a failure (and theirs)."""
     run = Run.objects.get(pk=run_id)
-    children_of: dict[str, list[NodeRun]] = {}
+    ready: list[NodeRun] = []
     frontier = list(finished)
     while frontier:
         candidates = list(NodeRun.objects.filter(run_id=run_id, status=N.PENDING, gated_by="")
@@ -347,7 +347,6 @@ def advance(run_id: int, finished: list[str]) -> None:
             break
         wanted = {p for c in candidates for p in c.parents}
         status = dict(NodeRun.objects.filter(run_id=run_id, unique_id__in=wanted).values_list("unique_id", "status"))
-        ready = []
         for child in candidates:
             states = [status.get(p) for p in child.parents]
             if not all(s in NODE_DONE for s in states):
@@ -362,9 +361,8 @@ def advance(run_id: int, finished: list[str]) -> None:
                     frontier.append(child.unique_id)
             elif run.status == R.RUNNING:
                 ready.append(child)
-        children_of.setdefault("ready", []).extend(ready)
-    if children_of.get("ready"):
-        dispatch(run, children_of["ready"])
+    if ready:
+        dispatch(run, ready)
     finish_if_done(run_id)
 
 
@@ -594,10 +592,8 @@ def retry_run(user: Any, run: Run | int, *, source: str = "page") -> Run:
     bad = NodeRun.objects.filter(run=run, status__in=NODE_BAD)
     names = set()
     for node in bad:
-        if node.resource_type == "test":
+        if node.resource_type == "test":  # a failed test rebuilds the model it tests
             names |= {p.rsplit(".", 1)[-1] for p in node.parents if p.startswith(("model.", "seed."))}
-        elif node.status != N.SKIPPED or not node.cause:
-            names.add(node.name)
         else:
             names.add(node.name)
     if not names:

@@ -30,13 +30,12 @@ from models_service.models import ChangeRequest
 from runner.engine.execution import Executor, NodeResult, RunOptions
 from runner.engine.project import ProjectError
 
-from . import preview
+from . import jobs, preview
 from . import warehouse as wh
 from .models import TestRun, TestRunStatus
 
 log = logging.getLogger(__name__)
 S = TestRunStatus
-FAILING_SAMPLE = 10
 
 
 def request_test(user: Any, change: int | ChangeRequest, name: str) -> TestRun:
@@ -82,21 +81,13 @@ def as_dict(run: TestRun) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the worker's side
 
 
-def _claim(run_id: int) -> TestRun | None:
-    updated = TestRun.objects.filter(pk=run_id, status__in=(S.QUEUED, S.RUNNING)).update(
-        status=S.RUNNING, started_at=timezone.now(), finished_at=None, message="")
-    return TestRun.objects.select_related("change", "requester").get(pk=run_id) if updated else None
-
-
 def _finish(run: TestRun, status: str, message: str = "") -> None:
-    run.status, run.message, run.finished_at = status, message, timezone.now()
-    TestRun.objects.filter(pk=run.pk).update(status=status, message=message, finished_at=run.finished_at,
-                                             steps=run.steps)
+    jobs.save(run, status=status, message=message, finished_at=timezone.now(), steps=run.steps)
 
 
 def execute(run_id: int) -> str:
     """Run a queued test run to its end; returns its status. Never raises for the model's faults."""
-    run = _claim(run_id)
+    run = jobs.claim(TestRun, run_id, "change", "requester")
     if run is None:
         found = TestRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
         return found or "missing"
@@ -142,7 +133,7 @@ def _execute(run: TestRun) -> str:
             if result.resource_type == "test":
                 step["rows"] = result.failures
                 if result.status in ("fail", "warn") and result.failures:
-                    step["failing_columns"], step["failing_rows"] = _failing_rows(adapter, manifest.compiled[
+                    step["failing_columns"], step["failing_rows"] = jobs.failing_rows(adapter, manifest.compiled[
                         result.unique_id])
             else:
                 step["rows"] = result.rows
@@ -163,15 +154,3 @@ def _execute(run: TestRun) -> str:
 def _step(name: str, kind: str) -> dict[str, Any]:
     return {"name": name, "kind": kind, "status": "pending", "message": "", "seconds": None, "rows": None,
             "failing_rows": [], "failing_columns": []}
-
-
-def _failing_rows(adapter: Any, sql: str) -> tuple[list[str], list[list[Any]]]:
-    """A sample of the rows a test found (its query returns the failing rows)."""
-    try:
-        cur = adapter.execute(f"select * from (\n{sql}\n) as dmaas_failing limit {FAILING_SAMPLE}")
-        columns = [getattr(d, "name", None) or d[0] for d in cur.description or []]
-        rows = cur.fetchmany(FAILING_SAMPLE)
-    except Exception:  # noqa: BLE001 - the verdict stands without its sample
-        log.warning("could not sample failing rows", exc_info=True)
-        return [], []
-    return columns, [[wh.json_safe(v) for v in row] for row in rows]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
-from django.db.models import Q as models_Q
+from django.db.models import Q
 from django.utils import timezone
 
 from models_service.models import AuditEntry, ChangeRequest, ChangeState, IndexedNode, NodeKind
@@ -92,7 +92,7 @@ def review_items(clock: Clock, rules: SlaSettings, now: dt.datetime, changes: li
     else:
         submitted = AuditEntry.objects.filter(action="change.submit", object_type="changerequest").values_list(
             "object_id", flat=True)
-        qs = qs.filter(models_Q(pk__in=[int(i) for i in submitted if i.isdigit()]) | models_Q(
+        qs = qs.filter(Q(pk__in=[int(i) for i in submitted if i.isdigit()]) | Q(
             submitted_at__isnull=False))
         if since is not None:
             qs = qs.exclude(merged_at__lt=since)
