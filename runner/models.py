@@ -287,6 +287,7 @@ class IncidentCause(models.TextChoices):
     RUN_LATE = "run_late", "A scheduled run is late"
     RUN_SKIPPED = "run_skipped", "A scheduled run was skipped"
     DEPLOY_FAILED = "deploy_failed", "A deploy failed"
+    ANOMALY = "anomaly", "The data looks wrong"
 
 
 class IncidentStatus(models.TextChoices):
@@ -403,3 +404,175 @@ class SlaAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.item} {self.state}"
+
+
+# --------------------------------------------------------------------------- watching the data (issue 9)
+
+
+class MeasureKind(models.TextChoices):
+    PRODUCTION = "production", "Production run"
+    DEPLOY = "deploy", "Deploy"
+    CI = "ci", "CI build"
+    DEV = "dev", "Test my model"
+
+
+class Measurement(models.Model):
+    """What one build of one model measured: rows, seconds, bytes, and per column statistics.
+
+    `columns` is a list of {"name", "type", "nulls", "null_fraction", "distinct", "min", "max", "mean",
+    "stddev", "top": [[value, count], ...]} (keys a statistic does not apply to are absent). Anomaly
+    detection compares production measurements of a model with its own history."""
+
+    model = models.CharField(max_length=200, db_index=True)
+    kind = models.CharField(max_length=12, choices=MeasureKind.choices, default=MeasureKind.PRODUCTION)
+    schema = models.CharField(max_length=63)
+    run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="measurements")
+    node_run = models.ForeignKey(NodeRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    ci_build = models.ForeignKey(CIBuild, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    test_run = models.ForeignKey(TestRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    deployment = models.ForeignKey(Deployment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    measured_at = models.DateTimeField(db_index=True)
+    rows = models.BigIntegerField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True)  # build seconds
+    bytes = models.BigIntegerField(null=True, blank=True)  # where the warehouse reports it
+    measure_seconds = models.FloatField(null=True, blank=True)  # what measuring itself cost
+    columns = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-measured_at", "-id"]
+        indexes = [models.Index(fields=["model", "kind", "-measured_at"], name="runner_measure_series")]
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.kind} at {self.measured_at:%Y-%m-%d %H:%M}"
+
+
+class SchemaChangeKind(models.TextChoices):
+    ADDED = "added", "Column added"
+    REMOVED = "removed", "Column removed"
+    TYPE_CHANGED = "type_changed", "Type changed"
+
+
+class SchemaChange(models.Model):
+    """A column of a production model that appeared, disappeared or changed type between two builds."""
+
+    model = models.CharField(max_length=200, db_index=True)
+    column = models.CharField(max_length=200)
+    kind = models.CharField(max_length=15, choices=SchemaChangeKind.choices)
+    old_type = models.CharField(max_length=100, blank=True)
+    new_type = models.CharField(max_length=100, blank=True)
+    measurement = models.ForeignKey(Measurement, on_delete=models.CASCADE, related_name="schema_changes")
+    run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    detected_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.model}.{self.column} {self.kind}"
+
+
+class AnomalySeverity(models.TextChoices):
+    WARNING = "warning", "Warning"
+    INCIDENT = "incident", "Incident"
+
+
+class Anomaly(models.Model):
+    """A measured value far from what the model's history expects at that hour and weekday."""
+
+    model = models.CharField(max_length=200, db_index=True)
+    metric = models.CharField(max_length=50)  # row_count, build_seconds, null_fraction, distinct, mean, ...
+    column = models.CharField(max_length=200, blank=True)  # empty for model-level metrics
+    value = models.FloatField()
+    expected = models.FloatField()
+    low = models.FloatField()
+    high = models.FloatField()
+    score = models.FloatField()  # robust z: (value - median) / (1.4826 * MAD)
+    severity = models.CharField(max_length=10, choices=AnomalySeverity.choices, default=AnomalySeverity.WARNING)
+    measurement = models.ForeignKey(Measurement, on_delete=models.CASCADE, related_name="anomalies")
+    run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="anomalies")
+    incident = models.ForeignKey(Incident, on_delete=models.SET_NULL, null=True, blank=True, related_name="anomalies")
+    detected_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        verbose_name_plural = "anomalies"
+
+    def __str__(self) -> str:
+        where = f"{self.model}.{self.column}" if self.column else self.model
+        return f"{where} {self.metric}={self.value:g} (expected {self.expected:g})"
+
+
+class AnomalySettings(models.Model):
+    """Per-model sensitivity (platform admins tune it). `model` "" holds the defaults for every model."""
+
+    model = models.CharField(max_length=200, unique=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    warn_score = models.FloatField(default=4.0)  # robust z above which a warning is recorded on the run
+    incident_score = models.FloatField(default=8.0)  # ... and above which an incident opens
+    min_history = models.PositiveIntegerField(default=8)  # measurements needed before judging
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "anomaly settings"
+
+    def __str__(self) -> str:
+        return f"anomaly settings of {self.model or 'every model'}"
+
+
+class PiiStatus(models.TextChoices):
+    SUGGESTED = "suggested", "Suggested"
+    CONFIRMED = "confirmed", "Confirmed"
+    REJECTED = "rejected", "Rejected"
+
+
+class PiiTag(models.Model):
+    """A column that holds (or may hold) personal data: found by its name or by values in a sample; a
+    legal role confirms or rejects it. Confirmed columns are masked for people without `pii.view`."""
+
+    model = models.CharField(max_length=200, db_index=True)
+    column = models.CharField(max_length=200)
+    category = models.CharField(max_length=30)  # email, phone, name, address, iban, ssn, birth, card, ip, ...
+    confidence = models.FloatField()  # 0..1
+    evidence = models.JSONField(default=dict, blank=True)  # {"name": "...", "values": {"matched": n, "sampled": m}}
+    status = models.CharField(max_length=10, choices=PiiStatus.choices, default=PiiStatus.SUGGESTED, db_index=True)
+    detected_at = models.DateTimeField()
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["model", "column"]
+        constraints = [models.UniqueConstraint(fields=["model", "column"], name="runner_piitag_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.model}.{self.column}: {self.category} ({self.status})"
+
+
+class ChartKind(models.TextChoices):
+    BAR = "bar", "Bar"
+    LINE = "line", "Line"
+    AREA = "area", "Area"
+    SCATTER = "scatter", "Scatter"
+
+
+class Chart(models.Model):
+    """A chart of one model saved by someone; anyone who may see the catalog opens it by its link."""
+
+    model = models.CharField(max_length=200, db_index=True)
+    title = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=ChartKind.choices, default=ChartKind.BAR)
+    x = models.CharField(max_length=200)
+    y = models.CharField(max_length=200, blank=True)  # empty with aggregate "count"
+    group_by = models.CharField(max_length=200, blank=True)
+    aggregate = models.CharField(max_length=10, default="sum")  # none, count, sum, avg, min, max
+    filters = models.JSONField(default=list, blank=True)  # [{"column", "op", "value"}]
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="charts")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.model})"
