@@ -286,8 +286,11 @@ class Workers:
             log = self.logs / f"worker-{self.broker}-{self.count}-{i}.log"
             self.files.append(log)
             with log.open("w") as out:
+                # DMAAS_BENCH_PROFILE=1: each worker under cProfile, written beside its log on exit
+                profile = ([sys.executable, "-m", "cProfile", "-o", str(log.with_suffix(".prof")), "-m", "celery"]
+                           if os.environ.get("DMAAS_BENCH_PROFILE") else [str(celery)])
                 self.procs.append(subprocess.Popen(
-                    [str(celery), "-A", "portal", "worker", "--pool=solo", "-Q", QUEUES,
+                    [*profile, "-A", "portal", "worker", "--pool=solo", "-Q", QUEUES,
                      "--hostname", f"bench{i}-{self.broker}@%h", "--loglevel=INFO",
                      "--without-gossip", "--without-mingle", "--without-heartbeat"],
                     cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT))

@@ -398,10 +398,11 @@ def _skip_gated(model: NodeRun, cause: str) -> None:
 
 def finish_if_done(run_id: int) -> Run | None:
     """Close the run once every node is done; start what waits for its target; trigger followers."""
-    if not Run.objects.filter(pk=run_id, status=R.RUNNING).exclude(sha="").exists():
-        return None  # not running, or still being planned (_plan sets sha once its nodes exist)
+    # the common answer first (nodes still to go: one query per finished node, not two)
     if NodeRun.objects.filter(run_id=run_id).exclude(status__in=NODE_DONE).exists():
         return None
+    if not Run.objects.filter(pk=run_id, status=R.RUNNING).exclude(sha="").exists():
+        return None  # not running, or still being planned (_plan sets sha once its nodes exist)
     bad = NodeRun.objects.filter(run_id=run_id, status__in=(N.ERROR, N.FAIL)).count()
     skipped = NodeRun.objects.filter(run_id=run_id, status=N.SKIPPED).count()
     status = R.FAILED if bad or skipped else R.SUCCESS
@@ -475,6 +476,47 @@ class _Heartbeat:
             connection.close()
 
 
+TIMED_OUT = "Timed out"
+
+
+class _TimeLimit:
+    """A model's time limit (meta `time_limit` in seconds, else DMAAS_MODEL_TIME_LIMIT, 15 min): when it
+    passes, the adapter's running statement is cancelled (DuckDB interrupt, PostgreSQL cancel). The
+    build fails inside its transaction, so its temporary relation goes with the rollback and the old
+    relation keeps serving. Celery's soft limit, a little later, is only the backstop."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.fired = seconds, False
+        self.adapter: Any = None
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def on(self, adapter: Any) -> _TimeLimit:
+        self.adapter = adapter
+        return self
+
+    @staticmethod
+    def seconds_for(meta: dict[str, Any]) -> float:
+        default = float(setting("DMAAS_MODEL_TIME_LIMIT", 900))
+        try:
+            value = float(meta.get("time_limit", default))
+        except (TypeError, ValueError):
+            return default
+        return value if 0 < value <= default else default  # meta may shorten it, not pass Celery's limit
+
+    def _fire(self) -> None:
+        self.fired = True
+        log.warning("time limit of %.0f s reached: cancelling the query", self.seconds)
+        self.adapter.interrupt()
+
+    def __enter__(self) -> _TimeLimit:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
 def worker_name(hostname: str | None = None) -> str:
     """Which worker runs a node: the Celery worker's --hostname (or the machine's), process and thread."""
     return f"{hostname or socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
@@ -495,19 +537,25 @@ def execute_node(node_id: int, worker: str | None = None) -> str:
     gated = list(NodeRun.objects.filter(run=run, gated_by=node.unique_id))
     by_uid = {node.unique_id: node, **{g.unique_id: g for g in gated}}
     results: list[NodeResult] = []
+    limit = _TimeLimit(_TimeLimit.seconds_for(_meta(run, node.unique_id)))
     try:
         manifest = manifest_for(run.sha, run.target)
         # the heartbeat covers the wait for a warehouse slot too: a waiting node is alive, not dead
         with _Heartbeat(node.pk, float(setting("DMAAS_NODE_HEARTBEAT_SECONDS", 10))), slots.slot(run.target, node):
             node.started_at = timezone.now()
             NodeRun.objects.filter(pk=node.pk).update(started_at=node.started_at)
-            with wh.get_warehouse().build() as adapter:
+            with wh.get_warehouse().build(linger=True) as adapter, limit.on(adapter):
                 options = RunOptions(command="build", threads=1, gate=True, on_result=results.append)
                 Executor(manifest, adapter, options).run(set(by_uid))
     except Exception as err:  # noqa: BLE001 - the platform failed: recorded on the node
         log.exception("node %s of run %s failed to run", node.name, run.pk)
         results = [NodeResult(unique_id=node.unique_id, resource_type=node.resource_type, name=node.name,
                               status="error", message=f"The node could not run: {err}")]
+    if limit.fired:
+        for result in results:
+            if result.unique_id in by_uid and result.status == "error":
+                result.message = (f"{TIMED_OUT} after {limit.seconds:g} s, its time limit: the query was "
+                                  "cancelled and the old relation keeps serving.")
     mine = next((r for r in results if r.unique_id == node.unique_id), None)
     if mine is not None and mine.status == "error" and node.attempts < _retries(run, node, mine):
         backoff = min(2 ** node.attempts, 60)
@@ -546,8 +594,8 @@ def _retries(run: Run, node: NodeRun, result: NodeResult) -> int:
             return 1 + max(0, min(int(meta.get("retries", 2)), 10))
         except (TypeError, ValueError):
             return 1
-    if (result.message or "").startswith("not deployed"):
-        return 1
+    if (result.message or "").startswith(("not deployed", TIMED_OUT)):
+        return 1  # a timed-out query would only time out again
     return TRANSIENT_RETRIES if TRANSIENT.search(result.message or "") else 1
 
 

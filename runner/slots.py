@@ -21,25 +21,38 @@ def limit() -> int:
     return max(1, int(getattr(settings, "DMAAS_WAREHOUSE_CONCURRENCY", 4)))
 
 
+_ensured: set[tuple[str, int]] = set()  # (target, limit) whose slot rows this process has seen exist
+
+
 def _ensure(target: str, n: int) -> None:
+    if (target, n) in _ensured:
+        return
     have = set(WarehouseSlot.objects.filter(target=target).values_list("number", flat=True))
     for number in range(n):
         if number not in have:
             WarehouseSlot.objects.get_or_create(target=target, number=number)
+    _ensured.add((target, n))
 
 
 def claim(target: str, node: NodeRun, wait_seconds: float = 3600) -> WarehouseSlot:
     n = limit()
     _ensure(target, n)
     deadline = time.monotonic() + wait_seconds
-    pause = 0.05
+    pause, rechecked = 0.05, False
     while True:
-        free = (WarehouseSlot.objects.filter(target=target, number__lt=n)
-                .filter(Q(holder__isnull=True) | ~Q(holder__status=NodeStatus.RUNNING) | Q(holder=node))
-                .values_list("pk", "holder_id"))
+        free = list(WarehouseSlot.objects.filter(target=target, number__lt=n)
+                    .filter(Q(holder__isnull=True) | ~Q(holder__status=NodeStatus.RUNNING) | Q(holder=node))
+                    .values_list("pk", "holder_id"))
+        if not free and not rechecked:
+            # all taken, or the rows this process saw are gone (a test's rollback): look once more
+            rechecked = True
+            _ensured.discard((target, n))
+            _ensure(target, n)
+            continue
         for pk, holder in free:
-            if WarehouseSlot.objects.filter(pk=pk, holder_id=holder).update(holder=node, claimed_at=timezone.now()):
-                return WarehouseSlot.objects.get(pk=pk)
+            now = timezone.now()
+            if WarehouseSlot.objects.filter(pk=pk, holder_id=holder).update(holder=node, claimed_at=now):
+                return WarehouseSlot(pk=pk, target=target, holder=node, claimed_at=now)
         if time.monotonic() > deadline:
             raise TimeoutError(f"no free warehouse slot for {wait_seconds:.0f} s")
         time.sleep(pause)

@@ -48,6 +48,7 @@ DuckDB (the embedded default): one owner at a time, the others reach the file th
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import datetime
@@ -283,6 +284,16 @@ class DuckDBHost:
         self._data_fd: int | None = None
         self._intent_fd: int | None = None
         self._server: _Server | None = None
+        # Lingering (worker processes' builds): the file stays open `linger` seconds after the last
+        # lease, so a worker's next node skips closing and reopening it (~30 ms); a writer of another
+        # process asks over the socket (op "yield") and gets it as soon as no lease is left.
+        self.linger = 0.0
+        self.yield_requested = False
+        self._generation = 0  # counts closes and reopenings: a linger timer closes only its own open
+        # relation -> kind, valid while this process holds the file open read-write without a break
+        # (nobody else can change it meanwhile); the leases' adapters share it instead of re-reading
+        self.catalog: dict[tuple[str, str], str | None] | None = None
+        atexit.register(self.close_lingering)  # a clean close (checkpoint) when a worker stops
         digest = hashlib.sha1(self.path.encode()).hexdigest()[:20]
         self.socket_path = os.path.join(_socket_dir(), f"{digest}.sock")
 
@@ -301,12 +312,15 @@ class DuckDBHost:
 
     # ------------------------------------------------------------------ leases
     @contextlib.contextmanager
-    def write_lease(self, wait_seconds: float) -> Iterator[Any]:
+    def write_lease(self, wait_seconds: float, linger: float = 0.0) -> Iterator[Any]:
         db = self._acquire_write(wait_seconds)
         try:
             yield db
+        except BaseException:
+            self.catalog = None  # a build that broke off may have left what the cache does not know
+            raise
         finally:
-            self._release()
+            self._release(linger)
 
     def _acquire_write(self, wait_seconds: float) -> Any:
         import duckdb
@@ -326,8 +340,14 @@ class DuckDBHost:
                 intent = self._open_lock(".intent")
                 data = None
                 try:
-                    if not _flock(intent, fcntl.LOCK_EX, deadline):
-                        raise TimeoutError("the warehouse stayed busy")
+                    while not _flock(intent, fcntl.LOCK_EX, None):
+                        # a lingering owner hands the file over at once; asked again now and then, as
+                        # an owner that was between two opens when asked may linger after the next
+                        self._ask_to_yield()
+                        if _flock(intent, fcntl.LOCK_EX, min(deadline, time.monotonic() + 0.25)):
+                            break
+                        if time.monotonic() >= deadline:
+                            raise TimeoutError("the warehouse stayed busy")
                     with self.cv:  # this process's own readers finish first
                         while self.mode == "ro":
                             if not self.cv.wait(timeout=max(0.0, deadline - time.monotonic())):
@@ -345,6 +365,8 @@ class DuckDBHost:
                 with self.cv:
                     self.db, self.mode, self.users = db, "rw", 1
                     self._data_fd, self._intent_fd, self._server = data, intent, server
+                    self.yield_requested, self.catalog = False, None
+                    self._generation += 1
                 server.start()
                 return db
         finally:
@@ -380,22 +402,64 @@ class DuckDBHost:
             self.mode, self.users, self._data_fd = "ro", 1, data
             return True
 
-    def _release(self) -> None:
+    def _release(self, linger: float = 0.0) -> None:
         with self.cv:
             self.users -= 1
             if self.users > 0:
                 return
-            server, db = self._server, self.db
-            self._server, self.db, self.mode = None, None, None
-            if server is not None:
-                server.stop()
-            with contextlib.suppress(Exception):
-                db.close()
-            for fd in (self._data_fd, self._intent_fd):
-                if fd is not None:
-                    os.close(fd)
-            self._data_fd = self._intent_fd = None
-            self.cv.notify_all()
+            # a preview that joined a lingering open keeps it lingering
+            linger = max(linger, self.linger) if self.mode == "rw" else 0.0
+            self.linger = linger
+            if linger > 0 and not self.yield_requested:
+                timer = threading.Timer(linger, self._close_lingering, args=(self._generation,))
+                timer.daemon = True
+                timer.start()
+                return
+            self._close_locked()
+
+    def _close_lingering(self, generation: int) -> None:
+        with self.cv:
+            if self.users == 0 and self.mode == "rw" and self._generation == generation:
+                self._close_locked()
+
+    def yield_file(self) -> None:
+        """Another process wants to write: close now if no lease is left, else when the last one ends."""
+        with self.cv:
+            self.yield_requested = True
+            if self.users == 0 and self.mode == "rw":
+                self._close_locked()
+
+    def close_lingering(self) -> None:
+        """Close the file if only lingering holds it (worker shutdown, tests)."""
+        with self.cv:
+            if self.users == 0 and self.mode is not None:
+                self._close_locked()
+
+    def _ask_to_yield(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(2)
+            sock.connect(self.socket_path)
+            sock.sendall(b'{"op": "yield"}\n')
+            sock.recv(64)
+        except OSError:
+            pass  # no owner listening (a build of another process is starting or ending): wait for it
+        finally:
+            sock.close()
+
+    def _close_locked(self) -> None:
+        server, db = self._server, self.db
+        self._server, self.db, self.mode = None, None, None
+        self.catalog, self._generation, self.linger = None, self._generation + 1, 0.0
+        if server is not None:
+            server.stop()
+        with contextlib.suppress(Exception):
+            db.close()
+        for fd in (self._data_fd, self._intent_fd):
+            if fd is not None:
+                os.close(fd)
+        self._data_fd = self._intent_fd = None
+        self.cv.notify_all()
 
     def _join_for_remote(self) -> Any:
         """A preview that came over the socket joins the write lease, if it still exists."""
@@ -498,6 +562,11 @@ class _Server:
                         break
                     data += chunk
                 request = json.loads(data)
+                if request.get("op") == "yield":
+                    # answered first: closing stops this server, and the asker waits on the lock anyway
+                    conn.sendall(b'{"ok": true}')
+                    threading.Thread(target=self.host.yield_file, daemon=True).start()
+                    return
                 if request.get("op") != "preview":
                     raise ValueError("unknown request")
                 limit = min(int(request["limit"]), 100_000)
@@ -523,9 +592,18 @@ class _Server:
 class _LeasedDuckDBAdapter(DuckDBAdapter):
     """The engine's DuckDB adapter on the lease's open database; closing it keeps the database open."""
 
-    def __init__(self, url: str, db: Any):
+    def __init__(self, url: str, db: Any, host: DuckDBHost | None = None):
         super().__init__(url, safe=True)
         self._db = db
+        self._host = host
+        if host is not None and host.catalog is not None:
+            self._catalog = host.catalog  # shared, so what this build creates or drops stays known
+
+    def prime_catalog(self) -> dict[tuple[str, str], str | None]:
+        relations = super().prime_catalog()
+        if self._host is not None and self._catalog is not None:
+            self._host.catalog = self._catalog
+        return relations
 
     def close(self) -> None:
         Adapter.close(self)  # the cursors; the database belongs to the lease
@@ -543,7 +621,7 @@ class Warehouse:
         self.url = url
 
     @contextlib.contextmanager
-    def build(self, wait_seconds: float | None = None) -> Iterator[Adapter]:  # pragma: no cover - abstract
+    def build(self, wait_seconds: float | None = None, *, linger: bool = False) -> Iterator[Adapter]:  # pragma: no cover
         raise NotImplementedError
         yield
 
@@ -571,7 +649,9 @@ class DuckDBWarehouse(Warehouse):
             return self._memory
 
     @contextlib.contextmanager
-    def build(self, wait_seconds: float | None = None) -> Iterator[Adapter]:
+    def build(self, wait_seconds: float | None = None, *, linger: bool = False) -> Iterator[Adapter]:
+        """A write lease. `linger` (a worker's nodes): keep the file open DMAAS_WAREHOUSE_LINGER_SECONDS
+        after it, for the next node of this process, unless another process asks for it."""
         wait = float(setting("DMAAS_WAREHOUSE_WAIT_SECONDS", 3600)) if wait_seconds is None else wait_seconds
         if self.host is None:
             adapter = _LeasedDuckDBAdapter(self.url, self._memory_db())
@@ -580,8 +660,9 @@ class DuckDBWarehouse(Warehouse):
             finally:
                 adapter.close()
             return
-        with self.host.write_lease(wait) as db:
-            adapter = _LeasedDuckDBAdapter(self.url, db)
+        keep = float(setting("DMAAS_WAREHOUSE_LINGER_SECONDS", 2.0)) if linger else 0.0
+        with self.host.write_lease(wait, keep) as db:
+            adapter = _LeasedDuckDBAdapter(self.url, db, self.host)
             try:
                 yield adapter
             finally:
@@ -603,7 +684,7 @@ class PostgresWarehouse(Warehouse):
     dialect = "postgres"
 
     @contextlib.contextmanager
-    def build(self, wait_seconds: float | None = None) -> Iterator[Adapter]:
+    def build(self, wait_seconds: float | None = None, *, linger: bool = False) -> Iterator[Adapter]:
         adapter = adapter_for(self.url)
         try:
             yield adapter
@@ -685,4 +766,16 @@ def get_warehouse(url: str | None = None) -> Warehouse:
 def forget_warehouses() -> None:
     """Drop the cached warehouse objects (tests switch DMAAS_WAREHOUSE between files and servers)."""
     with _warehouses_lock:
+        for found in _warehouses.values():
+            close_lingering(found)
         _warehouses.clear()
+
+
+def close_lingering(warehouse: Warehouse | None = None) -> None:
+    """Close a DuckDB file kept open only by lingering (all of this process's when None): at a worker's
+    shutdown, and before something outside the leases opens the file."""
+    found = [warehouse] if warehouse is not None else list(_warehouses.values())
+    for w in found:
+        host = getattr(w, "host", None)
+        if host is not None:
+            host.close_lingering()

@@ -64,6 +64,20 @@ class Adapter:
             self._all.clear()
         self._local = threading.local()
 
+    def interrupt(self) -> None:
+        """Cancel whatever this adapter's connections are running (from another thread: a time limit).
+        The interrupted statement fails, its transaction rolls back, and the old relation keeps serving."""
+        with self._lock:
+            conns = list(self._all)
+        for conn in conns:
+            try:
+                self._interrupt(conn)
+            except Exception:  # noqa: BLE001 - a connection that is gone runs nothing
+                pass
+
+    def _interrupt(self, conn: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def __enter__(self) -> Adapter:
         return self
 

@@ -44,6 +44,9 @@ class DuckDBAdapter(Adapter):
     def _connect(self) -> Any:
         return self._database().cursor()
 
+    def _interrupt(self, conn: Any) -> None:
+        conn.interrupt()
+
     def close(self) -> None:
         super().close()
         if self._db is not None:

@@ -26,6 +26,9 @@ class PostgresAdapter(Adapter):
         return psycopg.connect(self.url, autocommit=True, options=options) if options else \
             psycopg.connect(self.url, autocommit=True)
 
+    def _interrupt(self, conn: Any) -> None:
+        conn.cancel_safe(timeout=5)  # the server cancels the running statement
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         cur = self.connection().cursor()
         cur.execute(sql.encode() if params is None else sql, params)  # bytes: no %-placeholder parsing
