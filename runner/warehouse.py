@@ -25,8 +25,11 @@ DuckDB (the embedded default): one owner at a time, the others reach the file th
     * A build (`build()`) takes the intent lock, waits for readers to leave, takes the data lock, opens
       the file read-write and, for as long as it holds it, listens on a private Unix socket. Leases of
       one process share one open database (threads of a build, or a build and a preview in the same
-      process); the file is closed when the last lease of the process ends (short-lived connections:
-      nobody holds the file while idle).
+      process); the file is closed when the last lease of the process ends, except that a worker's
+      run nodes linger (`build(linger=True)`, DMAAS_WAREHOUSE_LINGER_SECONDS, default 2): the file
+      stays open that long for the worker's next node, which skips closing and reopening it and
+      re-reading the catalog (~30 ms a node). A writer of another process that finds the file held
+      asks the owner over its socket to yield; the owner closes as soon as no lease is left.
     * A preview first uses the database its own process has open, if any. Otherwise, when no writer
       wants the file, it opens it read-only itself (several processes may read at once), runs, and
       closes. When a writer holds the file, the preview is sent over the socket and runs inside the
