@@ -1,7 +1,8 @@
 // Bundles the front-end into ../static/ (committed; `npm ci && npm run build` reproduces it byte for
 // byte): the analysts' editor (src/main.js -> static/editor/editor.js; CodeMirror injects its own
 // styles, the page's layout is in static/css/app.css) and the SLA dashboard's charts (src/sla.js ->
-// static/sla/sla.js, Chart.js with only the parts it draws with).
+// static/sla/sla.js, Chart.js with only the parts it draws with) and the explore panel's rows, profiles
+// and charts (src/explore.js -> static/explore/explore.js).
 import { build } from "esbuild";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -11,6 +12,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const BUNDLES = [
   { entry: "src/main.js", out: "../static/editor/editor.js" },
   { entry: "src/sla.js", out: "../static/sla/sla.js" },
+  { entry: "src/explore.js", out: "../static/explore/explore.js" },
 ];
 
 for (const { entry, out } of BUNDLES) {

@@ -35,6 +35,7 @@ POLICY: dict[str, frozenset[Role]] = {
     "incident.view": frozenset({A, R, ADM}),
     "incident.manage": frozenset({ADM}),  # acknowledge, resolve
     "schedule.manage": frozenset({ADM}),
+    "anomaly.manage": frozenset({ADM}),  # tune anomaly detection per model
     "policy.manage": frozenset({ADM}),  # the auto-approval policy's rules
     "run.trigger": frozenset({ADM}),
     "sla.view": frozenset({ADM}),

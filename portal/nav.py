@@ -29,9 +29,11 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Review queue", "review-queue", "change.review"),
     NavItem("Runs", "runs", "run.view"),
     NavItem("Incidents", "incidents", "incident.view"),
+    NavItem("Anomalies", "anomalies", "incident.view"),
     NavItem("Catalog", "catalog", "catalog.view"),
     NavItem("SLA dashboard", "sla-dashboard", "sla.view"),
     NavItem("Audit log", "audit", "audit.view"),
+    NavItem("PII review", "pii", "pii.classify"),
     NavItem("Admin", "admin:index", "user.manage"),
 )
 

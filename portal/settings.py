@@ -7,6 +7,7 @@ Celery broker, all under var/. Production sets DATABASE_URL, DMAAS_WAREHOUSE and
 """
 
 import os
+import re
 import secrets
 import tempfile
 import zoneinfo
@@ -19,6 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from portal.broker import filesystem_transport_options, redis_transport_options
 from portal.env import env_bool, env_int, env_list, env_secret, env_str, secret_key_problem
+from portal.logging_config import logging_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -28,7 +30,22 @@ def _path(name: str, default: Path) -> Path:
     return BASE_DIR / env_str(name, str(default))
 
 
-VAR_DIR = _path("DMAAS_VAR_DIR", BASE_DIR / "var")
+# A second copy of the portal (test, staging) beside production on the same warehouse and servers:
+# DMAAS_COPY names it, and then every schema it builds into carries the prefix `<copy>_` (production
+# `<copy>_analytics`, CI `<copy>_ci_<change>`, previews `<copy>_dev_<user>`), its local state lives in
+# var/copies/<copy>/ and its repository is its own. Production is the copy without a name. "ci" and
+# "dev" are refused: production's own `ci_*` and `dev_*` schemas would then collide with the copy's.
+DMAAS_COPY = env_str("DMAAS_COPY", "")
+if DMAAS_COPY and (
+    not re.fullmatch(r"[a-z][a-z0-9]{0,10}", DMAAS_COPY) or DMAAS_COPY in ("ci", "dev", "analytics")
+):
+    raise ImproperlyConfigured(
+        f"DMAAS_COPY={DMAAS_COPY!r}: use 1-11 lower-case letters and digits, starting with a letter "
+        "(e.g. test, staging), and not ci, dev or analytics, whose schemas production already uses."
+    )
+DMAAS_SCHEMA_PREFIX = f"{DMAAS_COPY}_" if DMAAS_COPY else ""
+
+VAR_DIR = _path("DMAAS_VAR_DIR", (BASE_DIR / "var" / "copies" / DMAAS_COPY) if DMAAS_COPY else (BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DMAAS_DEBUG", False)
@@ -95,7 +112,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every later log line of the request carries its id.
+    "portal.logging_config.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "portal.security_headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -162,7 +182,9 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The data-models git repository and the warehouse the engine builds into.
-DMAAS_REPO = str(_path("DMAAS_REPO", VAR_DIR / "data-models.git"))
+# A copy's default name differs too, so that two copies pointed at one DMAAS_VAR_DIR still keep apart.
+_repo_name = f"data-models-{DMAAS_COPY}.git" if DMAAS_COPY else "data-models.git"
+DMAAS_REPO = str(_path("DMAAS_REPO", VAR_DIR / _repo_name))
 DMAAS_REPO_REMOTE = env_str("DMAAS_REPO_REMOTE", "")
 if DMAAS_REPO_REMOTE and (
     "::" in DMAAS_REPO_REMOTE
@@ -173,12 +195,23 @@ if DMAAS_REPO_REMOTE and (
     raise ImproperlyConfigured("DMAAS_REPO_REMOTE must be a local path, file://, ssh:// (or user@host:path) or https://.")
 # Four slashes: `duckdb:///` followed by an absolute path.
 DMAAS_WAREHOUSE = env_str("DMAAS_WAREHOUSE", f"duckdb:///{VAR_DIR / 'warehouse.duckdb'}")
-# The schema main's models are deployed to; previews and tests read unmodified parents from it.
-DMAAS_PRODUCTION_SCHEMA = env_str("DMAAS_PRODUCTION_SCHEMA", "analytics")
+# The schema main's models are deployed to (with the copy's prefix); previews and tests read unmodified
+# parents from it.
+DMAAS_PRODUCTION_SCHEMA = DMAAS_SCHEMA_PREFIX + env_str("DMAAS_PRODUCTION_SCHEMA", "analytics")
+if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", DMAAS_PRODUCTION_SCHEMA):
+    raise ImproperlyConfigured(f"DMAAS_PRODUCTION_SCHEMA={DMAAS_PRODUCTION_SCHEMA!r} is not a schema name.")
 # Previews (runner/warehouse.py): a PostgreSQL login that may only SELECT, if there is one (the database,
-# not the parser, is then the boundary); the most rows one returns; its statement timeout; and how long
-# a preview may wait for the embedded DuckDB file to be handed over between processes.
-DMAAS_PREVIEW_WAREHOUSE = env_str("DMAAS_PREVIEW_WAREHOUSE", "")
+# not the parser, is then the boundary: docs/warehouse-roles.md and `manage.py dmaas_warehouse_roles`
+# make it); the most rows one returns; its statement timeout; and how long a preview may wait for the
+# embedded DuckDB file to be handed over between processes. DMAAS_PREVIEW_WAREHOUSE is the older name.
+_preview_url, _preview_old = env_str("DMAAS_PREVIEW_WAREHOUSE_URL", ""), env_str("DMAAS_PREVIEW_WAREHOUSE", "")
+if _preview_url and _preview_old and _preview_url != _preview_old:
+    raise ImproperlyConfigured("Set DMAAS_PREVIEW_WAREHOUSE_URL or DMAAS_PREVIEW_WAREHOUSE, not both.")
+DMAAS_PREVIEW_WAREHOUSE = _preview_url or _preview_old
+if DMAAS_PREVIEW_WAREHOUSE and not DMAAS_PREVIEW_WAREHOUSE.startswith(("postgresql://", "postgres://")):
+    raise ImproperlyConfigured("DMAAS_PREVIEW_WAREHOUSE_URL must be a postgresql:// URL (DuckDB previews need none).")
+if DMAAS_PREVIEW_WAREHOUSE and DMAAS_PREVIEW_WAREHOUSE == DMAAS_WAREHOUSE:
+    raise ImproperlyConfigured("DMAAS_PREVIEW_WAREHOUSE_URL must be a login of its own, not the warehouse's.")
 DMAAS_PREVIEW_MAX_ROWS = env_int("DMAAS_PREVIEW_MAX_ROWS", 1000, minimum=1)
 DMAAS_PREVIEW_TIMEOUT_MS = env_int("DMAAS_PREVIEW_TIMEOUT_MS", 30_000, minimum=100)
 DMAAS_PREVIEW_WAIT_SECONDS = env_int("DMAAS_PREVIEW_WAIT_SECONDS", 60, minimum=1)
@@ -293,6 +326,8 @@ elif _cache_url:
     raise ImproperlyConfigured("DMAAS_CACHE_URL must be a redis:// URL (or unset for a per-process cache).")
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Copies sharing one Redis keep their counts apart.
+CACHES["default"]["KEY_PREFIX"] = DMAAS_COPY
 
 # API tokens: how long a new one lives unless its creator asks for less (or more, up to the maximum).
 DMAAS_API_TOKEN_DAYS = env_int("DMAAS_API_TOKEN_DAYS", 30, minimum=1)
@@ -366,6 +401,9 @@ elif _scheme in ("redis", "rediss"):
             "or Redis hands a still-running task to a second worker."
         )
     CELERY_BROKER_TRANSPORT_OPTIONS = redis_transport_options(_visibility)
+    if DMAAS_COPY:
+        # Copies sharing one Redis database never take each other's tasks (queues, results, pings).
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{DMAAS_COPY}:"
 else:
     raise ImproperlyConfigured(f"CELERY_BROKER_URL must be filesystem:// or redis://, not {_scheme}://.")
 # A task is acknowledged when it ends, not when it starts, so a worker that dies mid-task
@@ -405,10 +443,16 @@ CELERY_BEAT_SCHEDULE = {
 _log_level = env_str("DMAAS_LOG_LEVEL", "INFO").upper()
 if _log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
     raise ImproperlyConfigured(f"DMAAS_LOG_LEVEL={_log_level!r} is not a log level.")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": _log_level},
-}
+# plain (the default) or json: one JSON object per line with time, level, logger, message and the
+# request id or Celery task (portal/logging_config.py).
+DMAAS_LOG_FORMAT = env_str("DMAAS_LOG_FORMAT", "plain").lower()
+if DMAAS_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"DMAAS_LOG_FORMAT={DMAAS_LOG_FORMAT!r}: use plain or json.")
+LOGGING = logging_settings(_log_level, DMAAS_LOG_FORMAT)
+# Celery's worker replaces the root logger's handlers with its own format unless told not to; the
+# JSON lines must come from workers and beat too.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = DMAAS_LOG_FORMAT != "json"
+
+# /healthz?full=1 (portal/views/health.py): each process answers from a report at most this old, so
+# a flood of unauthenticated calls costs the servers behind it little.
+DMAAS_HEALTH_CACHE_SECONDS = env_int("DMAAS_HEALTH_CACHE_SECONDS", 2, minimum=0)

@@ -7,6 +7,10 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from portal.views import audit, changes, editor, health, incidents, models, pages, profile, review, runs, sla
+from portal.views import catalog as catalog_pages
+from portal.views import explore as explore_pages
+from portal.views import observe as observe_pages
+from portal.views import pii as pii_pages
 
 urlpatterns = [
     path("", pages.home, name="home"),
@@ -60,6 +64,18 @@ urlpatterns = [
     path("incidents/<int:pk>/resolve/", incidents.incident_resolve, name="incident-resolve"),
     path("sla/", sla.sla_dashboard, name="sla-dashboard"),
     path("sla/settings/", sla.sla_settings, name="sla-settings"),
+    path("anomalies/", observe_pages.anomaly_list, name="anomalies"),
+    path("anomalies/settings/", observe_pages.anomaly_settings, name="anomaly-settings"),
+    path("pii/", pii_pages.pii_review, name="pii"),
+    path("pii/<int:pk>/confirm/", pii_pages.pii_confirm, name="pii-confirm"),
+    path("pii/<int:pk>/reject/", pii_pages.pii_reject, name="pii-reject"),
+    path("pii/models/<str:name>/scan/", pii_pages.pii_scan, name="pii-scan"),
+    path("catalog/", catalog_pages.catalog_search, name="catalog"),
+    path("catalog/<str:name>/", catalog_pages.catalog_node, name="catalog-node"),
+    path("catalog/<str:name>/lineage/", catalog_pages.catalog_lineage, name="catalog-lineage"),
+    path("explore/<str:name>/", explore_pages.explore_model, name="explore"),
+    path("explore/<str:name>/charts/", explore_pages.model_charts, name="explore-charts"),
+    path("charts/<int:pk>/", explore_pages.chart_page, name="chart"),
     path("models/<str:name>/history/", models.model_history, name="model-history"),
     path("models/<str:name>/revert/", models.revert_model, name="model-revert"),
     path("models/<str:name>/edit/", models.edit_in_change, name="model-edit"),

@@ -15,6 +15,10 @@ class RunnerConfig(AppConfig):
         post_migrate.connect(_default_schedule, sender=self, dispatch_uid="runner.default_schedule")
         signals.change_saved.connect(receivers.on_saved, dispatch_uid="runner.on_saved")
         signals.change_moved.connect(receivers.on_moved, dispatch_uid="runner.on_moved")
+        from .observe import signals as observe_signals
+        from .observe import tasks as observe_tasks  # also registers its Celery tasks
+
+        observe_signals.measured.connect(observe_tasks.on_measured, dispatch_uid="runner.observe.pii_scan")
 
 
 def _default_schedule(sender, **kwargs) -> None:

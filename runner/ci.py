@@ -31,14 +31,16 @@ from runner.engine.project import MappingSource, load_project
 
 from . import jobs, preview
 from . import warehouse as wh
-from .models import BuildStatus, CIBuild
+from .models import BuildStatus, CIBuild, MeasureKind
+from .observe import record as observe
 
 log = logging.getLogger(__name__)
 B = BuildStatus
 
 
 def ci_schema(change_id: int) -> str:
-    return f"ci_{int(change_id)}"
+    """`ci_<change>`, after the copy's schema prefix (settings.DMAAS_SCHEMA_PREFIX, empty in production)."""
+    return f"{wh.setting('DMAAS_SCHEMA_PREFIX', '')}ci_{int(change_id)}"
 
 
 def request_build(change: ChangeRequest) -> CIBuild | None:
@@ -84,7 +86,7 @@ def retry_build(user: Any, change: ChangeRequest) -> CIBuild:
 def _enqueue(build_id: int) -> None:
     from .tasks import ci_build
 
-    ci_build.delay(build_id)
+    jobs.send(CIBuild, build_id, ci_build)  # the broker down: the row waits for the reconciler
 
 
 def latest_build(change: ChangeRequest) -> CIBuild | None:
@@ -169,10 +171,12 @@ def _execute(build: CIBuild) -> None:
 
         options = RunOptions(command="build", threads=2, full_refresh=True, on_result=on_result)
         summary = Executor(manifest, adapter, options).run(built | tests)
+        taken = observe.take(adapter, manifest, summary.results)
         for uid in built:
             row = build.nodes[index[uid]]
             if row["status"] == "success":
                 row.update(_compare(adapter, manifest, uid, production))
+    observe.save_all(taken, MeasureKind.CI, ci_build=build)
     bad = [r for r in summary.results if r.status in ("error", "fail", "skipped")]
     seconds = round(sum(r.seconds or 0 for r in summary.results), 3)
     status = B.PASSED if not bad else B.FAILED

@@ -28,7 +28,8 @@ from runner.engine.project import MappingSource, load_project
 
 from . import jobs, locks, preview
 from . import warehouse as wh
-from .models import Deployment, DeployStatus
+from .models import Deployment, DeployStatus, MeasureKind
+from .observe import record as observe
 
 log = logging.getLogger(__name__)
 D = DeployStatus
@@ -47,7 +48,7 @@ def request_deploy(change: ChangeRequest) -> Deployment | None:
 def _enqueue(deployment_id: int) -> None:
     from .tasks import deploy
 
-    deploy.delay(deployment_id)
+    jobs.send(Deployment, deployment_id, deploy)  # the broker down: the row waits for the reconciler
 
 
 def execute(deployment_id: int) -> str:
@@ -58,7 +59,10 @@ def execute(deployment_id: int) -> str:
     warehouse = wh.get_warehouse()
     try:
         with locks.warehouse_lock(warehouse.url, "deploy"):
-            _execute(deployment, warehouse)
+            # A second message for this deployment (a resend, a redelivery) that claimed it while the
+            # first ran waits on the lock: once the first has finished it, there is nothing to redo.
+            if Deployment.objects.filter(pk=deployment.pk, status=D.RUNNING).exists():
+                _execute(deployment, warehouse)
     except Exception as err:  # noqa: BLE001 - recorded on the deployment, logged for us
         log.exception("deployment %s failed", deployment.pk)
         jobs.save(deployment, status=D.FAILED, message=f"The deploy could not run: {err}", finished_at=timezone.now())
@@ -96,6 +100,8 @@ def _execute(deployment: Deployment, warehouse: Any) -> None:
     with warehouse.build() as adapter:
         options = RunOptions(command="build", threads=2, gate=True, on_result=on_result)
         summary = Executor(manifest, adapter, options).run(selected | tests)
+        taken = observe.take(adapter, manifest, summary.results)
+    observe.save_all(taken, MeasureKind.DEPLOY, deployment=deployment)
     bad = [r for r in summary.results if r.status in ("error", "fail", "skipped")]
     seconds = round(summary.elapsed, 3)
     if not bad:

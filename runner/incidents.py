@@ -114,6 +114,19 @@ def resolve_by_success(subject: str, run: Any) -> int:
     return done
 
 
+def resolve_cause(subject: str, cause: str, resolution: str) -> int:
+    """Resolve the open incident of `subject` and `cause` with a note, when what caused it is gone
+    (the data of a model with an anomaly incident look right again)."""
+    ids = list(Incident.objects.filter(subject=subject, cause=cause, status__in=OPEN).values_list("pk", flat=True))
+    if not ids:
+        return 0
+    done = Incident.objects.filter(pk__in=ids, status__in=OPEN).update(
+        status=S.RESOLVED, resolved_at=timezone.now(), resolution=resolution[:5000])
+    for pk in ids:
+        transaction.on_commit(lambda pk=pk: notify(pk, "resolved"))
+    return done
+
+
 def late_runs(now: Any) -> int:
     """A cron schedule whose latest slot (more than DMAAS_RUN_LATE_SECONDS ago) has no run: late."""
     from . import runs

@@ -41,3 +41,41 @@ def failing_rows(adapter: Any, sql: str) -> tuple[list[str], list[list[Any]]]:
         log.warning("could not sample failing rows", exc_info=True)
         return [], []
     return columns, [[wh.json_safe(v) for v in row] for row in rows]
+
+
+# --------------------------------------------------------------------------- sending with the broker down
+
+# A job's row is its outbox record (RELIABILITY.md F4). The row is written in the request's transaction;
+# its task is sent after the commit. When the broker is down the send fails: the row stays "queued"
+# with this mark, the request still succeeds (the save is a commit already), and the reconciler
+# (beat, every minute) sends the marked rows again once the broker answers. Only rows whose send
+# failed are sent again, so a queue that is merely long never gets a second message.
+UNSENT = "Waiting for the task queue (it was unreachable); it is sent again when it answers."
+
+
+def send(model: type[models.Model], pk: int, task: Any) -> bool:
+    """`task.delay(pk)` for the job row `model(pk)`; on a broker error, mark the row for the reconciler."""
+    from kombu.exceptions import KombuError
+
+    try:
+        task.delay(pk)
+    except (KombuError, OSError) as err:
+        log.warning("could not queue %s %s (the reconciler sends it again): %s", model.__name__, pk, err)
+        model.objects.filter(pk=pk, status="queued").update(message=UNSENT)
+        return False
+    return True
+
+
+def resend_unsent() -> int:
+    """Periodic (runs.reconcile): send the jobs whose first send failed; the count sent."""
+    from . import tasks
+    from .models import CIBuild, Deployment, TestRun
+
+    sent = 0
+    for model, task in ((CIBuild, tasks.ci_build), (Deployment, tasks.deploy), (TestRun, tasks.test_model)):
+        for pk in list(model.objects.filter(status="queued", message=UNSENT).values_list("pk", flat=True)):
+            if not send(model, pk, task):
+                return sent  # still down: the next pass tries again
+            model.objects.filter(pk=pk, status="queued", message=UNSENT).update(message="")
+            sent += 1
+    return sent

@@ -437,6 +437,7 @@ class Measurement(models.Model):
     bytes = models.BigIntegerField(null=True, blank=True)  # where the warehouse reports it
     measure_seconds = models.FloatField(null=True, blank=True)  # what measuring itself cost
     columns = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)  # why measuring failed (the build stood; rows and seconds still kept)
 
     class Meta:
         ordering = ["-measured_at", "-id"]

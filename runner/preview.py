@@ -128,7 +128,7 @@ def dev_schema(user: Any) -> str:
     clean = re.sub(r"[^a-z0-9_]", "_", username.lower())
     if clean != username:
         clean = f"{clean[:40]}_{hashlib.sha1(username.encode()).hexdigest()[:6]}"
-    return f"dev_{clean}"[:63]
+    return f"{wh.setting('DMAAS_SCHEMA_PREFIX', '')}dev_{clean}"[:63]  # the copy's prefix first, if any
 
 
 # --------------------------------------------------------------------------- compiling with deferral
@@ -312,7 +312,78 @@ def preview_model(user: Any, *, sql: str, name: str, change: int | ChangeRequest
         line = manifest.source_line(uid, err.line)
         raise PreviewFailed(err.code, _explain(err.message, compiled, user), line,
                             err.column if line else None) from None
+    mask_pii(user, result, compiled, name, warehouse.dialect)
     return {**result.as_dict(), "compiled_sql": compiled_sql}
+
+
+# --------------------------------------------------------------------------- personal data
+
+
+def mask_pii(user: Any, result: wh.QueryResult, compiled: Compiled, name: str, dialect: str) -> wh.QueryResult:
+    """Mask the output columns that are confirmed PII: of the model itself (by name), or traced through
+    sqlglot's column lineage to a confirmed column of a model or seed it reads. Where lineage cannot
+    tell (`select *`, an unqualified column of a join), a column named as a parent's confirmed PII
+    column is masked: a preview errs on the side of hiding. People with `pii.view` see the values, and
+    that read is audited (runner.observe.pii.mask_columns)."""
+    from .observe import pii
+
+    manifest = compiled.manifest
+    relations = {(schema.lower(), ident.lower()): manifest.nodes[uid].name
+                 for uid, (schema, ident) in manifest.relations.items()
+                 if uid in manifest.nodes and uid != compiled.uid}
+    confirmed = pii.confirmed_by_model({name, *relations.values()})
+    if not confirmed:
+        return result
+    own = confirmed.get(name, set())
+    upstream = {c for model, cols in confirmed.items() if model != name for c in cols}
+    traced = _traced_sources(manifest.compiled[compiled.uid], [c["name"] for c in result.columns], dialect) \
+        if upstream else {}
+    hit, sources = [], []
+    for i, col in enumerate(result.columns):
+        key = str(col["name"]).lower()
+        leaves = traced.get(key)
+        from_parents = [f"{relations[t]}.{c}" for t, c in leaves or () if t in relations
+                        and c in confirmed.get(relations[t], ())]
+        if leaves is None and key in upstream:  # lineage could not tell: the same name is enough
+            from_parents = [f"{m}.{key}" for m, cols in confirmed.items() if m != name and key in cols]
+        if key in own or from_parents:
+            hit.append(i)
+            sources.extend(from_parents)
+    return pii.mask_columns(user, name, result, hit, where="preview", source="api", traced=sources)
+
+
+def _traced_sources(sql: str, columns: list[str], dialect: str) -> dict[str, set[tuple[tuple[str, str], str]]]:
+    """{output column: {((schema, table), column)}} from sqlglot's lineage. A column whose lineage
+    does not end in named table columns (a star, an ambiguous name, a parse failure) is left out, and
+    the caller falls back to names."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.lineage import lineage
+
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except Exception:  # noqa: BLE001 - the warehouse ran it; sqlglot may still not read every dialect
+        return {}
+    found: dict[str, set[tuple[tuple[str, str], str]]] = {}
+    for column in dict.fromkeys(columns):
+        try:
+            node = lineage(column, tree, None, dialect=dialect)
+        except Exception:  # noqa: BLE001 - lineage is best effort; names decide where it fails
+            continue
+        leaves: set[tuple[tuple[str, str], str]] = set()
+        for step in node.walk():
+            if step.downstream:
+                continue
+            leaf = step.name.rsplit(".", 1)[-1].strip('"').lower()
+            if not isinstance(step.expression, exp.Table) or leaf == "*":
+                if isinstance(step.expression, (exp.Placeholder, exp.Table)):
+                    leaves = set()
+                    break
+                continue  # a literal or a function of nothing: no table behind it
+            leaves.add(((step.expression.db.lower(), step.expression.name.lower()), leaf))
+        else:
+            found[column.lower()] = leaves
+    return found
 
 
 def _explain(message: str, compiled: Compiled, user: Any) -> str:

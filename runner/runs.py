@@ -547,6 +547,9 @@ def execute_node(node_id: int, worker: str | None = None) -> str:
             with wh.get_warehouse().build(linger=True) as adapter, limit.on(adapter):
                 options = RunOptions(command="build", threads=1, gate=True, on_result=results.append)
                 Executor(manifest, adapter, options).run(set(by_uid))
+                from .observe import record as observe  # measured in the lease, kept once the rows are saved
+
+                observe.measure_node(adapter, manifest, results, node)
     except Exception as err:  # noqa: BLE001 - the platform failed: recorded on the node
         log.exception("node %s of run %s failed to run", node.name, run.pk)
         results = [NodeResult(unique_id=node.unique_id, resource_type=node.resource_type, name=node.name,
@@ -580,6 +583,9 @@ def execute_node(node_id: int, worker: str | None = None) -> str:
             return NodeRun.objects.filter(pk=node.pk).values_list("status", flat=True).first() or N.ERROR
     if mine is None:
         NodeRun.objects.filter(pk=node.pk).update(status=N.ERROR, finished_at=now, message="no result")
+    from .observe import record as observe
+
+    observe.after_node(run, node)
     incidents.after_node(run, [r for r in results if r.unique_id in by_uid], manifest_or_none(run))
     advance(run.pk, list(by_uid))
     return mine.status if mine else N.ERROR
@@ -706,6 +712,9 @@ def reconcile(now: dt.datetime | None = None) -> dict[str, int]:
                 _start_next_queued(run.target)
                 out["failed"] += 1
     out["late"] = incidents.late_runs(now)
+    from . import jobs  # CI builds, deploys and tests whose send failed (the broker was down)
+
+    out["resent"] += jobs.resend_unsent()
     return out
 
 

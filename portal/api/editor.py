@@ -49,7 +49,9 @@ class PreviewSerializer(serializers.Serializer):
 
 
 class SqlErrorDetailSerializer(serializers.Serializer):
-    code = serializers.ChoiceField(choices=["compile_error", "preview_failed", "timeout", "busy", "invalid"])
+    # Not an enum: a request the serializer or the name check refuses answers with their codes too.
+    code = serializers.CharField(help_text="compile_error, preview_failed, timeout or busy; for a refused "
+                                           "request: invalid_name, required, invalid, max_length, ...")
     message = serializers.CharField()
     field = serializers.CharField(allow_null=True)
     line = serializers.IntegerField(allow_null=True, required=False)

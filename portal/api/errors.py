@@ -73,6 +73,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]):
     if isinstance(exc, DjangoValidationError):
         # Services raise Django's ValidationError (they serve pages too); DRF does not know it.
         exc = exceptions.ValidationError(as_serializer_error(exc))
+    if isinstance(exc, RecursionError):
+        # A JSON body nested thousands deep overflows the parser (json.loads raises RecursionError,
+        # not ValueError, so DRF's JSONParser lets it through): bad input, not a server error.
+        exc = exceptions.ParseError("The request body nests too deep to be read.")
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

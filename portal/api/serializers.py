@@ -10,7 +10,7 @@ from rest_framework import serializers
 from models_service.access import Role
 from models_service.models.audit import AuditEntry
 from models_service.models.changes import ChangeState
-from portal.models import ApiToken
+from portal.models import ApiToken, RevokeReason
 
 
 def listed_roles(user: Any) -> list[str]:
@@ -41,6 +41,9 @@ class TokenSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="user.username", read_only=True)
     display = serializers.CharField(read_only=True)
     status = serializers.SerializerMethodField()
+    # Declared: a read-only model field loses allow_blank, and a live token's reason is "".
+    revoked_reason = serializers.ChoiceField(choices=RevokeReason.choices, allow_blank=True, read_only=True,
+                                             help_text="empty while the token is live")
 
     class Meta:
         model = ApiToken

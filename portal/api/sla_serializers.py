@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from runner.sla.settings_service import EDITABLE, MAX_NAME
@@ -131,6 +132,12 @@ class _ReportQuery(serializers.Serializer):
                                                           "tomorrow, so the last 28 days up to today")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Days far from now have no business here, and break things: before 1900 time zones had
+        # local-mean-time offsets with seconds (+00:53:28), not RFC 3339 date-times; near year 9999
+        # adding 28 days overflows.
+        for name in ("start", "end"):
+            if attrs.get(name) and not dt.date(1970, 1, 1) <= attrs[name] <= dt.date(9000, 1, 1):
+                raise serializers.ValidationError({name: ["A report's days lie between 1970-01-01 and 9000-01-01."]})
         today = timezone.now().astimezone(ZoneInfo(settings.TIME_ZONE)).date()
         if attrs.get("end"):
             end = attrs["end"]
@@ -210,6 +217,7 @@ class RunSummarySerializer(SummarySerializer):
     punctuality_minutes = DurationSerializer(help_text="how late started runs started")
 
 
+@extend_schema_serializer(component_name="SlaFreshness")  # the catalog has a Freshness of its own
 class FreshnessSerializer(serializers.Serializer):
     models = serializers.IntegerField(help_text="production models")
     fresh = serializers.IntegerField()

@@ -7,7 +7,11 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerView
 
+from portal.api import catalog as catalog_api
 from portal.api import changes, editor, reviews, runs, sla, validate, views
+from portal.api import explore as explore_api
+from portal.api import observe as observe_api
+from portal.api import pii as pii_api
 from portal.api.schema import SchemaView
 
 urlpatterns = [
@@ -64,6 +68,24 @@ urlpatterns = [
     path("sla/closing-days/<int:pk>", sla.ClosingDayDetailView.as_view(), name="sla-closing-day"),
     path("sla/items", sla.SlaItemListView.as_view(), name="sla-items"),
     path("sla/report", sla.SlaReportView.as_view(), name="sla-report"),
+    path("anomalies", observe_api.AnomalyListView.as_view(), name="anomalies"),
+    path("schema-changes", observe_api.SchemaChangeListView.as_view(), name="schema-changes"),
+    path("models/<str:name>/anomaly-settings", observe_api.ModelAnomalySettingsView.as_view(),
+         name="model-anomaly-settings"),
+    path("models/<str:name>/measurements", observe_api.ModelMeasurementsView.as_view(), name="model-measurements"),
+    path("pii-tags", pii_api.PiiTagListView.as_view(), name="pii-tags"),
+    path("pii-tags/<int:pk>/confirm", pii_api.PiiTagConfirmView.as_view(), name="pii-tag-confirm"),
+    path("pii-tags/<int:pk>/reject", pii_api.PiiTagRejectView.as_view(), name="pii-tag-reject"),
+    path("models/<str:name>/pii-scan", pii_api.ModelPiiScanView.as_view(), name="model-pii-scan"),
+    path("search", catalog_api.SearchView.as_view(), name="search"),
+    path("catalog/<str:name>", catalog_api.CatalogDetailView.as_view(), name="catalog-node"),
+    path("catalog/<str:name>/lineage", catalog_api.CatalogLineageView.as_view(), name="catalog-lineage"),
+    path("models/<str:name>/rows", explore_api.ModelRowsView.as_view(), name="model-rows"),
+    path("models/<str:name>/profile", explore_api.ModelProfileView.as_view(), name="model-profile"),
+    path("models/<str:name>/chart-data", explore_api.ChartDataView.as_view(), name="model-chart-data"),
+    path("models/<str:name>/build-history", explore_api.BuildHistoryView.as_view(), name="model-build-history"),
+    path("charts", explore_api.ChartListView.as_view(), name="charts"),
+    path("charts/<int:pk>", explore_api.ChartDetailView.as_view(), name="chart"),
     path("models", changes.ModelListView.as_view(), name="models"),
     path("models/<str:name>", changes.ModelDetailView.as_view(), name="model"),
     path("models/<str:name>/history", changes.ModelHistoryView.as_view(), name="model-history"),

@@ -298,6 +298,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "nodes": nodes,
         "retry_of": run.retry_of_id,
         "may_trigger": access.can(request.user, "run.trigger"),
+        # the data watch's warnings on this run (runner/observe): what its builds measured looked wrong
+        "anomalies": list(run.anomalies.order_by("-score")[:20]),
     }
     return render(request, "runs/detail.html", context)
 

@@ -6,7 +6,9 @@ import re
 from dataclasses import dataclass
 
 MAX_NESTING = 100
-FORBIDDEN_INSIDE = ("Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "Command", "Copy", "Set")
+FORBIDDEN_INSIDE = ("Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "Command", "Copy", "Set",
+                    "Into", "Lock")  # SELECT ... INTO creates a table; FOR UPDATE/SHARE takes row locks
+_INSIDE_NAMES = {"into": "SELECT INTO (it creates a table)", "lock": "FOR UPDATE/SHARE (a row lock)"}
 
 
 @dataclass
@@ -136,9 +138,11 @@ def _check_sqlglot(sql: str, dialect: str) -> SqlProblem | None:
         )
     stmt = statements[0]
     if not isinstance(stmt, exp.Query):
-        kind = "a command" if isinstance(stmt, exp.Command) else f"a {stmt.key.upper()} statement"
+        kind = (f"a {str(stmt.this).upper()} command" if isinstance(stmt, exp.Command)
+                else f"a {stmt.key.upper()} statement")
         return SqlProblem(f"a model must be a select query, not {kind}: the platform creates the table for you")
     for node in stmt.walk():
         if type(node).__name__ in FORBIDDEN_INSIDE:
-            return SqlProblem(f"a model may only read data, but it contains {node.key.upper()}")
+            return SqlProblem("a model may only read data, but it contains "
+                              f"{_INSIDE_NAMES.get(node.key, node.key.upper())}")
     return None

@@ -287,6 +287,14 @@ ROUTES: dict[str, Route] = {
 }
 
 # The review pages and the review API have their own files (issue 6).
+from tests.access.routes_catalog_api import CATALOG_API_ROUTES  # noqa: E402
+from tests.access.routes_catalog_pages import CATALOG_PAGE_ROUTES  # noqa: E402
+from tests.access.routes_explore_api import EXPLORE_API_ROUTES  # noqa: E402
+from tests.access.routes_explore_pages import EXPLORE_PAGE_ROUTES  # noqa: E402
+from tests.access.routes_observe_api import OBSERVE_API_ROUTES  # noqa: E402
+from tests.access.routes_observe_pages import OBSERVE_PAGE_ROUTES  # noqa: E402
+from tests.access.routes_pii_api import PII_API_ROUTES  # noqa: E402
+from tests.access.routes_pii_pages import PII_PAGE_ROUTES  # noqa: E402
 from tests.access.routes_review_api import REVIEW_API_ROUTES  # noqa: E402
 from tests.access.routes_review_pages import REVIEW_PAGE_ROUTES  # noqa: E402
 from tests.access.routes_runs_api import RUN_API_ROUTES  # noqa: E402
@@ -300,6 +308,14 @@ ROUTES.update(RUN_API_ROUTES)
 ROUTES.update(RUN_PAGE_ROUTES)
 ROUTES.update(SLA_API_ROUTES)
 ROUTES.update(SLA_PAGE_ROUTES)
+ROUTES.update(PII_API_ROUTES)
+ROUTES.update(PII_PAGE_ROUTES)
+ROUTES.update(OBSERVE_API_ROUTES)
+ROUTES.update(OBSERVE_PAGE_ROUTES)
+ROUTES.update(CATALOG_API_ROUTES)
+ROUTES.update(CATALOG_PAGE_ROUTES)
+ROUTES.update(EXPLORE_API_ROUTES)
+ROUTES.update(EXPLORE_PAGE_ROUTES)
 
 # Included URLconfs that are one entry above rather than walked (third-party route sets).
 PREFIX_ENTRIES = frozenset({"admin/"})

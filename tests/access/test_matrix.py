@@ -139,6 +139,20 @@ class Objects(dict):
 
             self["incident"] = incidents.report(MODEL, "model_failed", "boom")
             return self["incident"]
+        if key == "pii_tag":  # a suggested PII tag of the model on main
+            from django.utils import timezone
+
+            from runner.models import PiiTag
+
+            self["pii_tag"] = PiiTag.objects.create(model=self["model"], column="email", category="email",
+                                                    confidence=0.9, detected_at=timezone.now())
+            return self["pii_tag"]
+        if key == "chart":  # a chart of the model on main, saved by the analyst
+            from runner.models import Chart
+
+            self["chart"] = Chart.objects.create(model=self["model"], title="Orders by id", kind="bar", x="id",
+                                                 aggregate="count", owner=self["analyst"])
+            return self["chart"]
         if key == "schedule":  # the default hourly schedule (made on migrate)
             from runner.models import Schedule
 

@@ -35,11 +35,11 @@ def call_me(base: str, token: str) -> tuple[int, dict]:
 @pytest.mark.parametrize(
     ("persona", "menu"),
     [
-        ("analyst", ["Home", "Editor", "My changes", "Runs", "Incidents"]),
-        ("reviewer", ["Home", "Review queue", "Runs", "Incidents"]),
-        ("viewer", ["Home", "Runs"]),
-        ("admin", ["Home", "Editor", "My changes", "Review queue", "Runs", "Incidents", "SLA dashboard", "Audit log",
-                   "Admin"]),
+        ("analyst", ["Home", "Editor", "My changes", "Runs", "Incidents", "Anomalies", "Catalog"]),
+        ("reviewer", ["Home", "Review queue", "Runs", "Incidents", "Anomalies", "Catalog"]),
+        ("viewer", ["Home", "Runs", "Catalog"]),
+        ("admin", ["Home", "Editor", "My changes", "Review queue", "Runs", "Incidents", "Anomalies", "Catalog",
+                   "SLA dashboard", "Audit log", "Admin"]),
     ],
 )
 def test_each_role_logs_in_and_sees_only_its_menu(page: Page, live_server, persona, menu):

@@ -6,7 +6,7 @@ from models_service.access import Role, roles_of
 
 pytestmark = pytest.mark.django_db
 
-EXPECTED = {"ana": Role.ANALYST, "rita": Role.REVIEWER, "adam": Role.ADMIN, "vic": Role.VIEWER}
+EXPECTED = {"ana": Role.ANALYST, "rita": Role.REVIEWER, "adam": Role.ADMIN, "vic": Role.VIEWER, "lena": Role.LEGAL}
 
 
 def demo_logins(capsys) -> dict[str, tuple[str, str]]:

@@ -34,11 +34,11 @@ def test_every_entry_names_an_action_of_the_policy_table():
     [
         (None, ["Home"]),
         ("outsider", ["Home"]),
-        ("viewer", ["Home", "Runs"]),
-        ("analyst", ["Home", "Editor", "My changes", "Runs", "Incidents"]),
-        ("reviewer", ["Home", "Review queue", "Runs", "Incidents"]),
-        ("admin", ["Home", "Editor", "My changes", "Review queue", "Runs", "Incidents", "SLA dashboard", "Audit log",
-                   "Admin"]),
+        ("viewer", ["Home", "Runs", "Catalog"]),
+        ("analyst", ["Home", "Editor", "My changes", "Runs", "Incidents", "Anomalies", "Catalog"]),
+        ("reviewer", ["Home", "Review queue", "Runs", "Incidents", "Anomalies", "Catalog"]),
+        ("admin", ["Home", "Editor", "My changes", "Review queue", "Runs", "Incidents", "Anomalies", "Catalog", "SLA dashboard",
+                   "Audit log", "Admin"]),
     ],
 )
 def test_each_role_sees_what_exists_and_is_allowed(request, persona, expected):
@@ -65,11 +65,11 @@ urlpatterns = [path("", include("portal.urls")), *later]
     ("persona", "expected"),
     [
         ("viewer", ["Home", "Runs", "Catalog"]),
-        ("analyst", ["Home", "Editor", "My changes", "Runs", "Incidents", "Catalog"]),
-        ("reviewer", ["Home", "Review queue", "Runs", "Incidents", "Catalog"]),
+        ("analyst", ["Home", "Editor", "My changes", "Runs", "Incidents", "Anomalies", "Catalog"]),
+        ("reviewer", ["Home", "Review queue", "Runs", "Incidents", "Anomalies", "Catalog"]),
         (
             "admin",
-            ["Home", "Editor", "My changes", "Review queue", "Runs", "Incidents", "Catalog", "SLA dashboard",
+            ["Home", "Editor", "My changes", "Review queue", "Runs", "Incidents", "Anomalies", "Catalog", "SLA dashboard",
              "Audit log", "Admin"],
         ),
     ],

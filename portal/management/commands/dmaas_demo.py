@@ -1,6 +1,6 @@
 """Create the demo logins for a development install (`scripts/dev` runs this on every start).
 
-One user per role: ana (analyst), rita (reviewer), adam (platform admin), vic (viewer).
+One user per role: ana (analyst), rita (reviewer), adam (platform admin), vic (viewer), lena (legal).
 Idempotent: the generated passwords are kept in var/demo-logins.json, and each run makes the users
 match that file, so the printed logins always work. Refused outside DEBUG: known logins printed to
 a terminal have no place in production.
@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from portal import accounts
 
-DEMO_USERS = {"ana": "analyst", "rita": "reviewer", "adam": "admin", "vic": "viewer"}
+DEMO_USERS = {"ana": "analyst", "rita": "reviewer", "adam": "admin", "vic": "viewer", "lena": "legal"}
 
 
 class Command(BaseCommand):

@@ -32,18 +32,19 @@ RAW_ORDERS = """order_id,customer_id,amount,status,ordered_on
 5,11,19.99,shipped,2026-11-09
 6,13,42.00,placed,2026-11-12
 """
-RAW_CUSTOMERS = """customer_id,name,country
-10,Ada,DE
-11,Bob,FR
-12,Cy,DE
-13,Dee,NL
+RAW_CUSTOMERS = """customer_id,name,country,email,phone
+10,Ada,DE,ada@example.com,+49 30 1234567
+11,Bob,FR,bob@example.fr,+33 1 23 45 67 89
+12,Cy,DE,cy@example.de,+49 89 7654321
+13,Dee,NL,dee@example.nl,+31 20 123 4567
 """
 MAIN = {
     "seeds/raw_orders.csv": RAW_ORDERS,
     "seeds/raw_customers.csv": RAW_CUSTOMERS,
     "models/staging/stg_orders.sql": "select order_id, customer_id, amount, status, ordered_on\n"
     "from {{ ref('raw_orders') }}\n",
-    "models/staging/stg_customers.sql": "select customer_id, name, country\nfrom {{ ref('raw_customers') }}\n",
+    "models/staging/stg_customers.sql": "select customer_id, name, country, email, phone\n"
+    "from {{ ref('raw_customers') }}\n",
     "models/orders.sql": "{{ config(materialized='table') }}\n\nselect o.order_id, o.customer_id, c.name as customer,\n"
     "       c.country, o.amount, o.status, o.ordered_on\nfrom {{ ref('stg_orders') }} o\n"
     "join {{ ref('stg_customers') }} c on c.customer_id = o.customer_id\n",
@@ -97,6 +98,12 @@ class Command(BaseCommand):
             summary = Executor(manifest, adapter, RunOptions(threads=2, gate=True)).run(set(manifest.nodes))
         self.stderr.write(f"demo data: main built into {wh.production_schema()}: "
                           f"{sum(1 for r in summary.results if r.status in ('success', 'pass'))} nodes passed")
+        # the first production run, for the worker once it starts: it measures every model (row counts,
+        # column statistics) and scans the new columns for personal data (the e-mail and phone here)
+        from runner import runs
+
+        run = runs.request_run(get_user_model().objects.get(username="adam"), source="cli")
+        self.stderr.write(f"demo data: production run #{run.pk} queued (measurements and the PII scan follow)")
         ana = get_user_model().objects.get(username="ana")
         change = changes.open_change(ana, "Orders without the country",
                                      "The country now lives on the customers table only.")

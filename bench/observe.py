@@ -1,0 +1,188 @@
+"""What measuring every build costs (issue 9, item 1): the benchmark project built with and without it.
+
+    .venv/bin/python bench/observe.py [--models 500] [--rows 200000] [--repeat 3] [--threads 2] [--work DIR]
+
+The 500-model layered project of bench/engine.py (bench/synth.py: staging views, intermediate and mart
+tables, ~84 data tests) and its DuckDB warehouse (four source tables of ``--rows`` rows) are generated,
+then built in this one process the way the hourly run builds them: the engine's executor in gated
+mode (runner/engine/execution.py, ``gate=True``), ``--threads`` worker threads, every relation
+already there (a warm-up build first, untimed), so each timed build replaces what the last one made.
+
+Each round times two builds, in alternating order so neither always runs on a warmer cache:
+
+* ``plain``:    the build alone;
+* ``measured``: the build, and each model or seed that built measured right after it, in the worker
+  thread that built it, by runner.observe.stats.measure (one aggregate query, and one grouped query
+  for top values where a text column is low-cardinality), as runner/runs.py does inside a node's
+  warehouse lease.
+
+The best of ``--repeat`` rounds of each is kept, and the ratio measured / plain printed against the
+target (<= 1.10). The detector (runner.observe.anomalies.judge, pure Python) is timed apart: every
+metric of every measurement judged against an eight-week hourly history of its own (a generous
+history, as much as the portal loads: ~80 past measurements per model), reported per model and as a
+share of the plain build. Saving rows in the portal's database is not part of this figure.
+The first measured round has no hints yet (two queries where a text column is low-cardinality).
+Exit 0 unless a build fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import duckdb  # noqa: E402
+import synth  # noqa: E402
+
+from runner.engine.adapters import adapter_for  # noqa: E402
+from runner.engine.compiler import Target, compile_project  # noqa: E402
+from runner.engine.execution import Executor, NodeResult, RunOptions  # noqa: E402
+from runner.engine.project import load_project  # noqa: E402
+from runner.observe import anomalies, stats  # noqa: E402
+
+SCHEMA = "analytics"
+TARGET = 1.10
+ZONE = ZoneInfo("Europe/Berlin")
+
+
+class MeasuringExecutor(Executor):
+    """The engine's executor, measuring each model or seed in the thread that built it. `hints`: the
+    low-cardinality columns of the previous round, as runner.observe.record passes the last
+    measurement's (so a steady hourly run measures in one query per relation)."""
+
+    measured: list[stats.RelationStats]
+    hints: dict[str, set[str]]
+
+    def safe_run(self, uid: str) -> NodeResult:
+        result = super().safe_run(uid)
+        node = self.manifest.nodes[uid]
+        if result.status == "success" and node.resource_type in ("model", "seed"):
+            schema, name = self.manifest.relations[uid]
+            kind = "view" if node.materialized == "view" else "table"
+            # as runner.observe.record passes it: the build's count is exact for a full build only
+            exact = result.rows if node.materialized in ("table", "seed") or node.resource_type == "seed" else None
+            self.measured.append(stats.measure(self.adapter, schema, name, kind=kind, rows=exact,
+                                               top_hint=self.hints.get(name, ())))
+        return result
+
+
+HINTS: dict[str, set[str]] = {}
+
+
+def build(manifest, url: str, threads: int, *, measure: bool) -> tuple[float, list[stats.RelationStats]]:
+    adapter = adapter_for(url)
+    try:
+        options = RunOptions(command="build", threads=threads, gate=True)
+        executor = MeasuringExecutor(manifest, adapter, options) if measure else Executor(manifest, adapter, options)
+        executor.measured, executor.hints = [], HINTS
+        started = time.perf_counter()
+        summary = executor.run(set(manifest.nodes))
+        seconds = time.perf_counter() - started
+    finally:
+        adapter.close()
+    for relation in executor.measured:
+        HINTS[relation.name] = {c["name"] for c in relation.columns if "top" in c}
+    bad = [r for r in summary.results if r.is_error or r.status == "skipped"]
+    if bad:
+        raise SystemExit(f"the build failed: {bad[0].name}: {bad[0].message}")
+    return seconds, executor.measured
+
+
+def detector_seconds(measured: list[stats.RelationStats], weeks: int = 8) -> float:
+    """Judge every metric of every measurement against an hourly history of `weeks` weeks, as much of it
+    as runner.observe.record loads: the newest RECENT points and the same hour of every day."""
+    rng = random.Random(1)
+    at = dt.datetime(2026, 3, 2, 10, tzinfo=ZONE)
+    hours = [at - dt.timedelta(hours=h) for h in range(weeks * 168, 0, -1)
+             if h <= anomalies.RECENT or h % 24 == 0]
+    started = time.perf_counter()
+    for relation in measured:
+        metrics = anomalies.metrics_of(relation.rows, 1.0, relation.columns)
+        for (metric, _), value in metrics.items():
+            history = [anomalies.Point(h, value * math.exp(rng.gauss(0, 0.02))) for h in hours]
+            anomalies.judge(metric, value, at, history, zone=ZONE)
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", type=int, default=500)
+    parser.add_argument("--rows", type=int, default=200_000, help="rows per source table (default 200000)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the best of each kind is kept")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--work", type=Path, help="keep the project and warehouse here (default: a temp dir)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    args = parser.parse_args(argv)
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="dmaas-bench-observe-"))
+    work.mkdir(parents=True, exist_ok=True)
+    project_dir, warehouse = work / "project", work / "warehouse.duckdb"
+    if project_dir.exists():
+        shutil.rmtree(project_dir)
+    plan = synth.plan(args.models, args.seed)
+    synth.write_project(plan, project_dir)
+    warehouse.unlink(missing_ok=True)
+    con = duckdb.connect(str(warehouse))
+    synth.create_sources(con, args.rows, args.seed)
+    con.close()
+    url = f"duckdb:///{warehouse}"
+    print(f"observe benchmark: {args.models} models, {plan.n_tests} tests, 4 sources x {args.rows} rows, "
+          f"{args.threads} threads, {args.repeat} rounds, work dir {work}")
+
+    project = load_project(str(project_dir))
+    manifest = compile_project(project, Target(name="prod", schema=SCHEMA, type="duckdb", threads=args.threads),
+                               set(), False)
+    warm, _ = build(manifest, url, args.threads, measure=False)
+    print(f"  warm-up build      {warm:8.2f} s")
+    plain: list[float] = []
+    measured: list[float] = []
+    relations: list[stats.RelationStats] = []
+    for round_no in range(args.repeat):
+        order = (False, True) if round_no % 2 == 0 else (True, False)
+        for measure in order:
+            seconds, taken = build(manifest, url, args.threads, measure=measure)
+            (measured if measure else plain).append(seconds)
+            relations = taken or relations
+            print(f"  round {round_no + 1} {'measured' if measure else 'plain':<9}{seconds:8.2f} s")
+    best_plain, best_measured = min(plain), min(measured)
+    ratio = best_measured / best_plain
+    judge_s = detector_seconds(relations)
+    columns = sum(len(r.columns) for r in relations)
+    result = {
+        "models": args.models, "rows_per_source": args.rows, "threads": args.threads, "rounds": args.repeat,
+        "plain_seconds": plain, "measured_seconds": measured, "best_plain": best_plain,
+        "best_measured": best_measured, "ratio": ratio, "target": TARGET, "measured_relations": len(relations),
+        "measured_columns": columns, "measure_query_seconds": round(sum(r.seconds for r in relations), 3),
+        "detector_seconds": round(judge_s, 3),
+        "detector_ms_per_model": round(1000 * judge_s / max(1, len(relations)), 2),
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "observe.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\n  best plain build     {best_plain:8.2f} s")
+    print(f"  best measured build  {best_measured:8.2f} s   ({len(relations)} relations, {columns} columns; "
+          f"measuring queries {result['measure_query_seconds']:.2f} s of thread time)")
+    print(f"  ratio measured/plain {ratio:8.3f}   target <= {TARGET:.2f}  {'PASS' if ratio <= TARGET else 'FAIL'}")
+    print(f"  detector             {judge_s:8.2f} s   ({result['detector_ms_per_model']} ms per model, "
+          f"{judge_s / best_plain:.1%} of the plain build; spread over the run's workers)")
+    print(f"  figures: {args.out / 'observe.json'}")
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""Measurements of builds, kept: saved, judged against the model's history, reported.
+
+Every build measures the relations it made (production runs, deploys, CI builds, "Test my model"):
+
+1. `take(adapter, manifest, results)` — inside the build's warehouse lease, right after the engine
+   ran: measures each model or seed that built (runner.observe.stats). Never raises: a measuring
+   error is logged and kept on the measurement (`error`), the build stays what it was.
+2. `save_all(taken, kind, **links)` — after the build's own rows are saved: one Measurement each.
+   For the production relation (production runs and deploys) the columns are compared with the
+   previous measurement (SchemaChange rows). For production runs the series are judged
+   (runner.observe.anomalies) with the model's AnomalySettings: an Anomaly per metric out of its
+   band, a warning; one whose score passes `incident_score` also opens (or adds to) the model's
+   "anomaly" incident, with the same one-open-per-subject-and-cause rule as every incident. A later
+   production measurement with no anomaly resolves that incident with a note. Then `measured` is sent
+   (the PII scanner listens). Never raises either.
+
+Production runs dispatch one node per task (runner/runs.py), so there the two steps are
+`measure_node` inside the lease and `after_node` once the node's rows are saved; the measurements
+ride on the node's row object in between.
+
+`latest(model)` and `series(model, limit)` are what the catalog shows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models.functions import ExtractHour
+from django.utils import timezone
+
+from runner import incidents
+from runner.models import (
+    Anomaly,
+    AnomalySettings,
+    AnomalySeverity,
+    IncidentCause,
+    MeasureKind,
+    Measurement,
+    SchemaChange,
+)
+
+from . import anomalies as detector
+from . import stats
+from .signals import measured
+
+log = logging.getLogger(__name__)
+K = MeasureKind
+PRODUCTION_KINDS = (K.PRODUCTION, K.DEPLOY)  # both measure the production relation
+BUILT = ("model", "seed")
+TAKEN_ATTRIBUTE = "observe_taken"
+
+
+@dataclass
+class Taken:
+    """A measurement taken during a build, not saved yet."""
+
+    model: str
+    schema: str
+    unique_id: str
+    measured_at: dt.datetime
+    rows: int | None = None
+    seconds: float | None = None
+    bytes: int | None = None
+    measure_seconds: float | None = None
+    columns: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""
+
+
+def zone() -> dt.tzinfo:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+# --------------------------------------------------------------------------- taking
+
+
+def take(adapter: Any, manifest: Any, results: Iterable[Any]) -> list[Taken]:
+    """Measure each model or seed of `results` that built. Never raises."""
+    out = []
+    for result in results:
+        try:
+            taken = _take_one(adapter, manifest, result)
+        except Exception:  # noqa: BLE001 - measuring is information: it never fails a build
+            log.exception("could not measure %s", getattr(result, "name", result))
+            continue
+        if taken is not None:
+            out.append(taken)
+    return out
+
+
+def _take_one(adapter: Any, manifest: Any, result: Any) -> Taken | None:
+    if result.resource_type not in BUILT or result.status != "success":
+        return None
+    node = manifest.nodes.get(result.unique_id)
+    if node is None or node.materialized == "ephemeral" or result.unique_id not in manifest.relations:
+        return None
+    schema, name = manifest.relations[result.unique_id]
+    taken = Taken(model=result.name, schema=schema, unique_id=result.unique_id, measured_at=timezone.now(),
+                  rows=result.rows, seconds=result.seconds)
+    try:
+        # the build's count is the table's for a full build; an incremental one counts what it added
+        exact = result.rows if node.materialized in ("table", "seed") or node.resource_type == "seed" else None
+        relation = stats.measure(adapter, schema, name, kind="view" if node.materialized == "view" else "table",
+                                 rows=exact, top_hint=top_hint(result.name))
+    except Exception as err:  # noqa: BLE001 - the warehouse refused the query: kept on the measurement
+        log.warning("measuring %s.%s failed", schema, name, exc_info=True)
+        taken.error = f"Measuring failed: {err}"[:5000]
+        return taken
+    taken.rows, taken.bytes, taken.columns = relation.rows, relation.bytes, relation.columns
+    taken.measure_seconds = relation.seconds
+    return taken
+
+
+def top_hint(model: str) -> set[str]:
+    """The columns whose top values the model's last measurement had: measured again in the same
+    query (runner.observe.stats)."""
+    columns = (Measurement.objects.filter(model=model, error="").order_by("-measured_at", "-id")
+               .values_list("columns", flat=True).first()) or []
+    return {c["name"] for c in columns if isinstance(c, dict) and "top" in c and c.get("name")}
+
+
+def measure_node(adapter: Any, manifest: Any, results: Iterable[Any], node: Any) -> None:
+    """A production node's measurements, kept on its row object until `after_node` saves them."""
+    setattr(node, TAKEN_ATTRIBUTE, take(adapter, manifest, results))
+
+
+def after_node(run: Any, node: Any) -> list[Measurement]:
+    """Save and judge what `measure_node` took for this node of a production run. Never raises."""
+    taken = getattr(node, TAKEN_ATTRIBUTE, None) or []
+    setattr(node, TAKEN_ATTRIBUTE, [])
+    return save_all(taken, K.PRODUCTION, run=run, node_run=node)
+
+
+# --------------------------------------------------------------------------- keeping and judging
+
+
+def save_all(taken: Sequence[Taken], kind: str, **links: Any) -> list[Measurement]:
+    """One Measurement per taken one (links: run, node_run, ci_build, test_run, deployment); judged
+    and reported as the module docstring says. Never raises."""
+    saved = []
+    for one in taken:
+        try:
+            with transaction.atomic():
+                measurement = save(one, kind, **links)
+        except Exception:  # noqa: BLE001 - keeping a measurement never fails the build it measured
+            log.exception("could not keep the measurement of %s", one.model)
+            continue
+        saved.append(measurement)
+        if kind == K.PRODUCTION:
+            _tell(measurement)
+    return saved
+
+
+def save(taken: Taken, kind: str, **links: Any) -> Measurement:
+    measurement = Measurement.objects.create(
+        model=taken.model, kind=kind, schema=taken.schema, measured_at=taken.measured_at, rows=taken.rows,
+        seconds=taken.seconds, bytes=taken.bytes, measure_seconds=taken.measure_seconds, columns=taken.columns,
+        error=taken.error, **links)
+    if kind in PRODUCTION_KINDS and not taken.error:
+        record_schema_changes(measurement)
+    if kind == K.PRODUCTION:
+        judge(measurement)
+    return measurement
+
+
+def _tell(measurement: Measurement) -> None:
+    for receiver, answer in measured.send_robust(sender=Measurement, measurement=measurement):
+        if isinstance(answer, Exception):
+            log.error("a receiver of `measured` failed (%s): %s", receiver, answer, exc_info=answer)
+
+
+def previous(measurement: Measurement) -> Measurement | None:
+    """The model's production measurement before this one (with columns: measuring worked)."""
+    return (Measurement.objects.filter(model=measurement.model, kind__in=PRODUCTION_KINDS, error="",
+                                       measured_at__lte=measurement.measured_at)
+            .exclude(pk=measurement.pk).order_by("-measured_at", "-id").first())
+
+
+def record_schema_changes(measurement: Measurement) -> list[SchemaChange]:
+    before = previous(measurement)
+    if before is None or not before.columns or not measurement.columns:
+        return []
+    changes = [SchemaChange(model=measurement.model, measurement=measurement, run=measurement.run,
+                            detected_at=measurement.measured_at, **change)
+               for change in detector.schema_changes(before.columns, measurement.columns)]
+    return SchemaChange.objects.bulk_create(changes)
+
+
+def settings_for(model: str) -> AnomalySettings:
+    """The model's own settings, else the defaults row (model ""), else the built-in defaults."""
+    rows = {s.model: s for s in AnomalySettings.objects.filter(model__in=[model, ""])}
+    return rows.get(model) or rows.get("") or AnomalySettings(model="")
+
+
+def history_of(measurement: Measurement) -> list[tuple[int, dt.datetime, int | None, float | None, list]]:
+    """What the detector needs of the model's past production measurements, in two small queries:
+    the newest RECENT, and those at the same local hour over the last SEASON_WEEKS weeks."""
+    at = measurement.measured_at
+    base = Measurement.objects.filter(model=measurement.model, kind__in=PRODUCTION_KINDS, error="",
+                                      measured_at__lt=at)
+    fields = ("id", "measured_at", "rows", "seconds", "columns")
+    recent = list(base.order_by("-measured_at").values_list(*fields)[:detector.RECENT])
+    hour = at.astimezone(zone()).hour
+    seasonal = list(base.filter(measured_at__gte=at - dt.timedelta(weeks=detector.SEASON_WEEKS))
+                    .annotate(local_hour=ExtractHour("measured_at", tzinfo=zone())).filter(local_hour=hour)
+                    .values_list(*fields))
+    return list({row[0]: row for row in recent + seasonal}.values())
+
+
+def judge(measurement: Measurement) -> list[Anomaly]:
+    """Compare the production measurement with its history; keep the anomalies, open or resolve the
+    model's anomaly incident."""
+    conf = settings_for(measurement.model)
+    if not conf.enabled:
+        return []
+    history = history_of(measurement)
+    flagged = set(Anomaly.objects.filter(measurement_id__in=[h[0] for h in history])
+                  .values_list("measurement_id", "metric", "column"))
+    series: dict[tuple[str, str], list[detector.Point]] = {}
+    for pk, at, rows, seconds, columns in history:
+        for key, value in detector.metrics_of(rows, seconds, columns or []).items():
+            series.setdefault(key, []).append(detector.Point(at, value, (pk, *key) in flagged))
+    found: list[Anomaly] = []
+    judged = False
+    for (metric, column), value in detector.metrics_of(measurement.rows, measurement.seconds,
+                                                       measurement.columns).items():
+        verdict = detector.judge(metric, value, measurement.measured_at, series.get((metric, column), []),
+                                 zone=zone(), warn_score=conf.warn_score, min_history=conf.min_history)
+        if verdict is None:
+            continue
+        judged = True
+        if verdict.anomalous:
+            severe = abs(verdict.score) >= conf.incident_score
+            found.append(Anomaly(model=measurement.model, metric=metric, column=column, value=value,
+                                 expected=verdict.expected, low=verdict.low, high=verdict.high,
+                                 score=verdict.score, measurement=measurement, run=measurement.run,
+                                 detected_at=measurement.measured_at,
+                                 severity=AnomalySeverity.INCIDENT if severe else AnomalySeverity.WARNING))
+    if found:
+        _report(measurement, found)
+        Anomaly.objects.bulk_create(found)
+    elif judged:
+        incidents.resolve_cause(measurement.model, IncidentCause.ANOMALY,
+                                f"Resolved by {_where(measurement)}: every measured statistic of "
+                                f"{measurement.model} is within its expected range again "
+                                f"({measurement.rows} rows).")
+    return found
+
+
+def _where(measurement: Measurement) -> str:
+    return f"run {measurement.run_id}" if measurement.run_id else f"measurement {measurement.pk}"
+
+
+def describe(anomaly: Anomaly) -> str:
+    """One line for people: what, how much, against what."""
+    what = f"{anomaly.metric} of {anomaly.column}" if anomaly.column else anomaly.metric.replace("_", " ")
+    return (f"{what} is {anomaly.value:,.4g}, expected about {anomaly.expected:,.4g} "
+            f"(normal {anomaly.low:,.4g} to {anomaly.high:,.4g}; score {anomaly.score:+.1f})")
+
+
+def _report(measurement: Measurement, found: list[Anomaly]) -> None:
+    severe = [a for a in found if a.severity == AnomalySeverity.INCIDENT]
+    if not severe:
+        return
+    worst = sorted(severe, key=lambda a: -abs(a.score))
+    lines = [f"{measurement.model}: the data look wrong after {_where(measurement)}."]
+    lines += [f"- {describe(a)}" for a in worst[:10]]
+    if len(worst) > 10:
+        lines.append(f"- and {len(worst) - 10} more")
+    incident = incidents.report(measurement.model, IncidentCause.ANOMALY, "\n".join(lines), run=measurement.run,
+                                hooks=_hooks(measurement))
+    for anomaly in severe:
+        anomaly.incident = incident
+
+
+def _hooks(measurement: Measurement) -> dict[str, list[str]]:
+    if measurement.run_id is None:
+        return {}
+    from runner import runs
+
+    return incidents.hooks_of(runs.manifest_or_none(measurement.run), measurement.model)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def latest(model: str) -> Measurement | None:
+    """The model's newest production measurement (from a run or a deploy), columns included."""
+    return Measurement.objects.filter(model=model, kind__in=PRODUCTION_KINDS).order_by("-measured_at", "-id").first()
+
+
+def series(model: str, limit: int = 100, *, columns: bool = False) -> list[Measurement]:
+    """The model's last `limit` production measurements, oldest first (for row-count and build-time
+    charts). Without `columns` the per-column statistics are not loaded (use `latest` for those)."""
+    rows = Measurement.objects.filter(model=model, kind__in=PRODUCTION_KINDS).order_by("-measured_at", "-id")
+    if not columns:
+        rows = rows.defer("columns")
+    return list(reversed(rows[:max(1, int(limit))]))
