@@ -1,0 +1,81 @@
+"""Load drivers of the reliability suite, shared by the short CI cases and bench/reliability.py's long ones:
+a steady-rate HTTP driver (threads, each client on a token of its own) and percentiles."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, status: int, seconds: float) -> None:
+        with self.lock:
+            self.latencies.append(seconds)
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+
+    @property
+    def count(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def errors(self) -> int:
+        return sum(n for s, n in self.statuses.items() if s >= 500 or s == 0)
+
+
+def get(url: str, token: str, timeout: float = 10) -> tuple[int, dict[str, str]]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+            return response.status, dict(response.headers)
+    except urllib.error.HTTPError as err:
+        err.read()
+        return err.code, dict(err.headers)
+    except (OSError, urllib.error.URLError):
+        return 0, {}
+
+
+def steady(call: Callable[[int], int], *, rps: float, seconds: float, clients: int) -> tuple[Tally, float]:
+    """`clients` threads, together `rps` calls a second for `seconds` (open loop: each call at its time,
+    late calls are not dropped). `call(client)` returns the HTTP status. Returns the tally and the
+    achieved rate."""
+    tally = Tally()
+    per_client = rps / clients
+    began = time.monotonic()
+
+    def client(i: int) -> None:
+        n = 0
+        while True:
+            at = began + (n + i / clients) / per_client
+            if at - began >= seconds:
+                return
+            pause = at - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            t0 = time.monotonic()
+            status = call(i)
+            tally.add(status, time.monotonic() - t0)
+            n += 1
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return tally, tally.count / max(time.monotonic() - began, 1e-9)

@@ -1,0 +1,91 @@
+"""Faults of the broker (RELIABILITY.md F3, F4, L7) on a private Redis with AOF, stopped and restarted
+by the tests (the machine's shared Redis is never touched).
+
+F4: Redis down, an analyst keeps saving over the API: every save is a commit and a 2xx; the CI build
+it asks for waits in its row (runner/jobs.py: the row is the outbox) and the reconciler sends it once
+Redis answers. /healthz?full=1 shows the broker down meanwhile.
+F3 / L7: tasks queued while no worker runs (F3: Redis restarted under them; L7: 1,000 of them), then
+drained by real `celery -A portal worker` processes: each effect exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from models_service.models import ChangeRequest
+from portal.views import health
+from runner import runs
+from runner.jobs import UNSENT
+from runner.models import CIBuild
+from tests.api.conftest import client_for
+from tests.api.test_changes_api import ORDERS, open_change, put_model
+from tests.runner.test_runs_workers import _app, current
+
+from .services import record
+
+pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
+OUTAGE_SECONDS = float(os.environ.get("DMAAS_RELIABILITY_F4_SECONDS", "5"))
+
+
+def _commits(repo, ref: str) -> int:
+    out = subprocess.run(["git", "--git-dir", str(repo), "rev-list", "--count", ref], capture_output=True,
+                         text=True, check=True).stdout
+    return int(out)
+
+
+def test_f4_saves_succeed_with_the_broker_down_and_the_outbox_drains_after(analyst, private_redis, repo,
+                                                                           settings):
+    settings.CELERY_BROKER_URL = private_redis.url
+    settings.DMAAS_HEALTH_CACHE_SECONDS = 0
+    client = client_for(analyst)
+    with current(_app("dmaas-f4", broker_url=private_redis.url)):
+        change = open_change(client)
+        sha = put_model(client, change["id"], "orders", ORDERS, expect=201).json()["sha"]
+        assert client.post(f"/api/v1/changes/{change['id']}/submit").status_code == 200
+        queued_before = private_redis.client().llen("celery")
+        assert queued_before == 1  # the submitted change's CI build
+
+        private_redis.stop()
+        health.forget_report()
+        broker = client.get("/healthz?full=1")
+        down_state = broker.json()["components"]["broker"]["status"]
+        began, saves, slowest = time.monotonic(), 0, 0.0
+        statuses = []
+        while time.monotonic() - began < OUTAGE_SECONDS or saves < 3:
+            t0 = time.monotonic()
+            body = ORDERS | {"sql": f"select {saves + 2} as order_id, 'paid' as status\n", "base_sha": sha}
+            response = put_model(client, change["id"], "orders", body)
+            slowest = max(slowest, time.monotonic() - t0)
+            statuses.append(response.status_code)
+            if response.status_code in (200, 201):
+                sha = response.json()["sha"]
+            saves += 1
+        branch = ChangeRequest.objects.get(pk=change["id"]).branch
+        commits_on_branch = _commits(repo, branch) - _commits(repo, "refs/heads/main")
+        waiting = list(CIBuild.objects.filter(change_id=change["id"], status="queued"))
+
+        private_redis.start()
+        recovered = time.monotonic()
+        resent = runs.reconcile()["resent"]
+        drained_in = time.monotonic() - recovered
+        health.forget_report()
+        up_state = client.get("/healthz?full=1").json()["components"]["broker"]["status"]
+        queued_after = private_redis.client().llen("celery")
+
+    lost = saves - statuses.count(200)
+    record("F4", f"Redis down {OUTAGE_SECONDS:.0f} s: {saves} saves, {statuses.count(200)} x 200, {lost} lost, "
+                 f"slowest {slowest:.2f} s; outbox {len(waiting)} build(s) waiting, {resent} sent "
+                 f"{drained_in:.2f} s after recovery; health broker {down_state} -> {up_state}",
+           saves=saves, ok=statuses.count(200), lost=lost, slowest_s=round(slowest, 3), resent=resent,
+           drained_s=round(drained_in, 3), health_down=down_state, health_up=up_state)
+    assert statuses == [200] * saves, statuses
+    assert commits_on_branch == saves + 1  # the first save and every save of the outage: none lost
+    assert [(b.sha, b.message) for b in waiting] == [(sha, UNSENT)]  # the newest head's build, marked
+    assert resent == 1 and queued_after == 2  # the first build's message and the re-sent one
+    assert CIBuild.objects.get(pk=waiting[0].pk).message == ""
+    assert down_state == "error" and up_state == "ok"
+    assert slowest < 5
