@@ -383,6 +383,8 @@ def one_run(app: Any, schedule_id: int, slot: dt.datetime, workers: Workers, tim
 def bench_config(broker: str, n_workers: int, *, schedule_id: int, warmup_id: int, base_env: dict[str, str], args: Any,
                  prefix: str, var_dir: Path, logs: Path, next_slot: Callable[[], dt.datetime]) -> dict[str, Any]:
     env = dict(base_env)
+    if args.no_measure:
+        env["DMAAS_MEASURE_BUILDS"] = "0"  # the orchestration alone, without the data watch's measuring
     if broker == "redis":
         env["CELERY_BROKER_URL"] = args.redis_url
     else:
@@ -464,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default=DEFAULT_REDIS, help="Redis database (default: DMAAS_TEST_REDIS_URL)")
     parser.add_argument("--warehouse-url", help="a PostgreSQL server: the warehouse on a throwaway database there "
                                                 "(default: a DuckDB file)")
+    parser.add_argument("--no-measure", action="store_true",
+                        help="workers do not measure builds (runner/observe): the orchestration's own overhead")
     parser.add_argument("--cold", action="store_true", help="no warm-up run: time each configuration's first run "
                                                           "(every worker compiles the project during it)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds a run may take (default 600)")

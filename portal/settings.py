@@ -220,6 +220,9 @@ DMAAS_PREVIEW_WAIT_SECONDS = env_int("DMAAS_PREVIEW_WAIT_SECONDS", 60, minimum=1
 # posted as JSON, besides the e-mails to platform admins.
 DMAAS_WAREHOUSE_CONCURRENCY = env_int("DMAAS_WAREHOUSE_CONCURRENCY", 4, minimum=1)
 DMAAS_MODEL_TIME_LIMIT = env_int("DMAAS_MODEL_TIME_LIMIT", 900, minimum=10)
+# Measure each production build (runner/observe): statistics, anomalies, PII scans. Off only to time
+# the orchestration alone (bench/run.py --no-measure).
+DMAAS_MEASURE_BUILDS = env_bool("DMAAS_MEASURE_BUILDS", True)
 DMAAS_INCIDENT_WEBHOOK = env_str("DMAAS_INCIDENT_WEBHOOK", "")
 # The business-hours clock of the service agreement (runner/sla): working days (mon..sun, ranges and
 # lists: "mon-fri"), working hours, and public holidays of a country and subdivision ("DE-BE"; empty:

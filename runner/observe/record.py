@@ -128,6 +128,8 @@ def top_hint(model: str) -> set[str]:
 
 def measure_node(adapter: Any, manifest: Any, results: Iterable[Any], node: Any) -> None:
     """A production node's measurements, kept on its row object until `after_node` saves them."""
+    if not getattr(settings, "DMAAS_MEASURE_BUILDS", True):
+        return
     setattr(node, TAKEN_ATTRIBUTE, take(adapter, manifest, results))
 
 

@@ -161,3 +161,12 @@ def test_ci_and_dev_measurements_are_kept_but_not_judged():
     (saved,) = record.save_all([taken], "ci")
     assert saved.kind == "ci" and not Anomaly.objects.exists()
     assert record.latest("orders").rows == 1000  # the catalog shows production
+
+
+@pytest.mark.django_db
+def test_measuring_can_be_switched_off(duck, settings):
+    settings.DMAAS_MEASURE_BUILDS = False
+    commit_to_main(ORDERS)
+    load(duck, 30)
+    assert hourly_run(START).status == "success"
+    assert not Measurement.objects.exists()
