@@ -71,3 +71,57 @@ def test_redis_broker_delivers_a_task_to_a_real_worker(redis_url):
             assert app.tasks["portal.tasks.ping"].delay().get(timeout=20, interval=0.05) == "pong"
     finally:
         redis.Redis.from_url(redis_url).delete(queue)
+
+
+def _channel(app: Celery):
+    return app.connection_for_write().default_channel
+
+
+def test_the_filesystem_broker_never_hands_out_a_half_written_message(tmp_path):
+    """kombu's own put creates the file before writing it, and a consumer polling the folder could
+    take it empty: the worker died on "JSONDecodeError" and the message was lost (kombu #1551).
+    A producer and two consumers race here on one queue (kombu's transport fails this nearly every
+    time); every message arrives whole, exactly once."""
+    from queue import Empty
+    from threading import Thread
+
+    app = Celery("dmaas-test-fs-race", set_as_current=False)
+    app.conf.update(broker_url="filesystem://localhost//",
+                    broker_transport_options=filesystem_transport_options(tmp_path / "broker"))
+    sent, received, errors = 2000, [], []
+    producer = _channel(app)
+
+    def consume(consumer) -> None:
+        try:
+            while len(received) < sent and not errors:
+                try:
+                    received.append(consumer._get("race")["n"])
+                except Empty:
+                    pass
+        except Exception as err:  # noqa: BLE001 - the failure this test is about, reported below
+            errors.append(err)
+
+    readers = [Thread(target=consume, args=(_channel(app),), daemon=True) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    for n in range(sent):
+        producer._put("race", {"n": n})
+    for reader in readers:
+        reader.join(timeout=60)
+    app.close()
+    assert errors == []
+    assert sorted(received) == list(range(sent))
+    assert not [p for p in (tmp_path / "broker" / "queue").iterdir()]
+
+
+def test_the_filesystem_broker_passes_over_an_unreadable_message_and_delivers_the_next(tmp_path, caplog):
+    """A file left empty (by another producer, or a crash) costs that file, never the worker."""
+    app = Celery("dmaas-test-fs-bad", set_as_current=False)
+    app.conf.update(broker_url="filesystem://localhost//",
+                    broker_transport_options=filesystem_transport_options(tmp_path / "broker"))
+    channel = _channel(app)
+    (tmp_path / "broker" / "queue" / "1_bad.q.msg").write_bytes(b"")
+    channel._put("q", {"n": 1})
+    assert channel._get("q") == {"n": 1}
+    assert "unreadable message of queue q" in caplog.text
+    app.close()
