@@ -93,6 +93,23 @@ class Manifest:
     # uid -> lines the compiled SQL has in front of the model's own first line (ephemeral CTEs),
     # or None where Jinja changed the line count and compiled lines do not map to the source
     line_shift: dict[str, int | None] = field(default_factory=dict)
+    # incremental models: what is_incremental() answered when `compiled` was rendered
+    incremental: dict[str, bool] = field(default_factory=dict)
+    _compiler: Any = field(default=None, repr=False, compare=False)
+    _variants: dict[tuple[str, bool], str] = field(default_factory=dict, repr=False, compare=False)
+
+    def sql_for(self, uid: str, *, incremental: bool) -> str:
+        """The model's SQL for what the warehouse holds when it is built: with is_incremental() true
+        (its table exists, no full refresh) or false. dbt renders a model when it runs; a manifest is
+        compiled once and kept (a run plans once, a worker keeps main's manifest across runs), so
+        an incremental model compiled before its table existed, or after it was dropped, is
+        rendered again here. Without this, a table that exists got the full select appended."""
+        if self.incremental.get(uid, incremental) == incremental:
+            return self.compiled[uid]
+        key = (uid, incremental)
+        if key not in self._variants:
+            self._variants[key] = self._compiler.render_variant(self, uid, incremental)
+        return self._variants[key]
 
     def source_line(self, uid: str, compiled_line: int | None) -> int | None:
         shift = self.line_shift.get(uid)
@@ -119,8 +136,10 @@ class Manifest:
 class _NodeRender:
     """The per-node part of dbt's context; the compiler reads back refs, sources and config."""
 
-    def __init__(self, compiler: Compiler, node: Node):
+    def __init__(self, compiler: Compiler, node: Node, exists: bool | None = None):
         self.compiler, self.node = compiler, node
+        self.exists = exists  # whether the model's relation exists; None: look in compiler.existing
+        self.asked_incremental: bool | None = None
         self.refs: list[tuple[str | None, str]] = []
         self.sources: list[tuple[str, str]] = []
         self.config_calls: dict[str, Any] = {}
@@ -179,8 +198,11 @@ class _NodeRender:
             full_refresh = self.compiler.full_refresh
         if full_refresh:
             return False
-        schema, identifier = self.compiler.relation_for(self.node, self.config_calls)
-        return (schema.lower(), identifier.lower()) in self.compiler.existing
+        if self.exists is None:
+            schema, identifier = self.compiler.relation_for(self.node, self.config_calls)
+            self.exists = (schema.lower(), identifier.lower()) in self.compiler.existing
+        self.asked_incremental = self.exists
+        return self.exists
 
 
 class _ConfigObject:
@@ -320,8 +342,8 @@ class Compiler:
         parts.append(text[pos:])
         return "".join(parts)
 
-    def render_node(self, node: Node) -> tuple[str, _NodeRender]:
-        state = _NodeRender(self, node)
+    def render_node(self, node: Node, exists: bool | None = None) -> tuple[str, _NodeRender]:
+        state = _NodeRender(self, node, exists)
         self._config_calls[node.unique_id] = state.config_calls
         try:
             rendered = self._fast_render(node, state)
@@ -359,10 +381,13 @@ class Compiler:
         project = self.project
         nodes = {uid: n for uid, n in project.nodes.items() if n.config.get("enabled", True) is not False}
         rendered: dict[str, str] = {}
+        asked: dict[str, bool] = {}  # models whose SQL depends on is_incremental(): its answer
         for uid, node in nodes.items():
             if node.resource_type == "model" or (node.test and node.test.kind == "singular"):
                 text, state = self.render_node(node)
                 rendered[uid] = text
+                if state.asked_incremental is not None:
+                    asked[uid] = state.asked_incremental
                 node.refs, node.sources = state.refs, state.sources
                 if state.config_calls:
                     node.config = merge_config(node.config, state.config_calls)
@@ -389,7 +414,7 @@ class Compiler:
                                hint="Remove one of these refs so the dependencies flow one way.")
 
         manifest = Manifest(project=project, target=self.target, nodes=nodes, compiled={},
-                            relations=relations, graph=graph)
+                            relations=relations, graph=graph, incremental=asked, _compiler=self)
         self._rendered = rendered
         for uid, text in rendered.items():
             manifest.compiled[uid] = self._finish_sql(manifest, nodes[uid], text)
@@ -444,6 +469,15 @@ class Compiler:
             if uid not in deps:
                 deps.append(uid)
         return deps
+
+    def render_variant(self, manifest: Manifest, uid: str, exists: bool) -> str:
+        """`uid` rendered again with is_incremental() answering as if its relation did (not) exist."""
+        node = manifest.nodes[uid]
+        text, _ = self.render_node(node, exists)
+        shift = manifest.line_shift.get(uid)
+        sql = self._finish_sql(manifest, node, text)
+        manifest.line_shift[uid] = shift  # the lines of `compiled`, which pages and errors show
+        return sql
 
     def _finish_sql(self, manifest: Manifest, node: Node, text: str) -> str:
         ctes: dict[str, str] = {}

@@ -312,8 +312,9 @@ class Executor:
                 full_refresh = self.options.full_refresh
             existing = self.adapter.relation_type(schema, identifier)
             if existing != "table" or full_refresh:
-                return self.adapter.build_table(schema, identifier, sql)
-            return self.adapter.build_incremental(schema, identifier, sql, node.config.get("unique_key"))
+                return self.adapter.build_table(schema, identifier, self.manifest.sql_for(uid, incremental=False))
+            return self.adapter.build_incremental(schema, identifier, self.manifest.sql_for(uid, incremental=True),
+                                                  node.config.get("unique_key"))
         raise ValueError(f"unknown materialization '{kind}' (use view, table, incremental or ephemeral)")
 
     def _gated_build(self, uid: str, schema: str, identifier: str) -> int | None:

@@ -8,7 +8,8 @@ import psycopg
 import pytest
 
 from runner.engine.adapters import adapter_for
-from tests.engine.helpers import build, statuses
+from runner.engine.execution import Executor, RunOptions
+from tests.engine.helpers import build, compile_files, statuses
 
 LAYERED = {
     "seeds/people.csv": "id,name,joined,score,active\n1,ann,2024-01-05,1.5,true\n2,bob,2024-02-01,,false\n3,cy,,2,true\n",
@@ -200,3 +201,49 @@ def test_a_syntax_error_fails_the_node_before_the_warehouse_sees_it(duck):
     assert result.message.startswith("models/people_table.sql:3: SQL syntax error")
     assert statuses(summary)["counts"] == "skipped"
     assert rows(duck, "select count(*) from information_schema.tables where table_name = 'people_table'") == [(0,)]
+
+
+INCREMENTAL_FROM_SOURCE = {
+    "models/sources.yml": "version: 2\nsources:\n  - name: raw\n    schema: raw\n    tables:\n      - name: events\n",
+    "models/inc.sql": "{{ config(materialized='incremental') }}select id from {{ source('raw', 'events') }}"
+    "{% if is_incremental() %} where id > (select max(id) from {{ this }}){% endif %}",
+}
+
+
+def _events(url: str, sql: str) -> None:
+    con = duckdb.connect(url[len("duckdb:///"):])
+    try:
+        con.execute(sql)
+    finally:
+        con.close()
+
+
+def _run_manifest(manifest, url: str):
+    adapter = adapter_for(url)
+    try:
+        return Executor(manifest, adapter, RunOptions(command="build", threads=1)).run(set(manifest.nodes))
+    finally:
+        adapter.close()
+
+
+def test_an_incremental_model_compiled_before_its_table_existed_appends_only_new_rows(duck):
+    """A production run compiles main once and keeps the manifest (per process, per commit): the
+    model was rendered with is_incremental() false. When its table exists at build time it must get
+    the incremental SQL, as dbt renders at run time; it used to get the full select appended."""
+    _events(duck, "create schema raw; create table raw.events as select * from range(1, 4) t(id)")
+    manifest = compile_files(INCREMENTAL_FROM_SOURCE)  # nothing exists yet
+    assert _run_manifest(manifest, duck).ok
+    _events(duck, "insert into raw.events values (4), (5)")
+    summary = _run_manifest(manifest, duck)  # the same manifest, the next hour
+    assert summary.ok, [(r.name, r.message) for r in summary.results]
+    assert rows(duck, "select id from analytics.inc order by id") == [(i,) for i in range(1, 6)]
+    assert "where id > (select max(id)" in manifest.sql_for("model.shop.inc", incremental=True)
+    assert "where" not in manifest.compiled["model.shop.inc"]  # what pages show: as compiled
+
+
+def test_an_incremental_model_compiled_while_its_table_existed_is_built_whole_once_it_is_gone(duck):
+    _events(duck, "create schema raw; create table raw.events as select * from range(1, 4) t(id)")
+    manifest = compile_files(INCREMENTAL_FROM_SOURCE, existing={("analytics", "inc")})
+    summary = _run_manifest(manifest, duck)  # the table is not there: a first build, not an append
+    assert summary.ok, [(r.name, r.message) for r in summary.results]
+    assert rows(duck, "select id from analytics.inc order by id") == [(1,), (2,), (3,)]
