@@ -113,6 +113,11 @@ class Deployment(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Its last sign of life (queued, taken, or beaten by its worker while it runs): the reconciler
+    # deploys again one whose worker stopped beating (runner.deploy.reconcile).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -577,3 +582,23 @@ class Chart(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} ({self.model})"
+
+
+class OutboxTask(models.Model):
+    """A task to send after the transaction that asked for it (RELIABILITY.md F4): written in that
+    transaction, deleted once the broker took the message; one whose send failed (the broker was down)
+    is sent again by the reconciler (runner.jobs.resend_unsent). For tasks with no job row of their
+    own to wait in (merging an approved change, dropping a CI schema)."""
+
+    task = models.CharField(max_length=100)
+    arg = models.BigIntegerField()
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["task", "arg"], name="runner_outbox_once")]
+
+    def __str__(self) -> str:
+        return f"{self.task}({self.arg})"

@@ -43,12 +43,13 @@ def merge_approved(change_id: int) -> str:
     return "merged"
 
 
-@shared_task(name="runner.tasks.deploy", ignore_result=True, acks_late=True)
-def deploy(deployment_id: int) -> str:
+@shared_task(name="runner.tasks.deploy", ignore_result=True, acks_late=True, bind=True)
+def deploy(self, deployment_id: int) -> str:
     """Deploy a merged change into production, gated by its tests (runner.deploy)."""
     from .deploy import execute
+    from .runs import worker_name
 
-    return execute(deployment_id)
+    return execute(deployment_id, worker_name(getattr(self.request, "hostname", None)))
 
 
 @shared_task(name="runner.tasks.drop_ci_schema", ignore_result=True, acks_late=True)
@@ -104,10 +105,12 @@ def run_node(self, node_id: int) -> str:
 
 @shared_task(name="runner.tasks.reconcile", ignore_result=True)
 def reconcile() -> dict:
-    """Periodic (beat): nodes of dead workers, lost messages, open runs, late scheduled runs."""
+    """Periodic (beat): nodes and deploys of dead workers, lost messages, open runs, late scheduled runs,
+    tasks whose send failed (the outbox)."""
+    from .deploy import reconcile as deploy_reconcile
     from .runs import reconcile as run_reconcile
 
-    return run_reconcile()
+    return {**run_reconcile(), **deploy_reconcile()}
 
 
 # --------------------------------------------------------------------------- the service agreement (runner.sla)
