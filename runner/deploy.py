@@ -78,7 +78,7 @@ def execute(deployment_id: int, worker: str | None = None) -> str:
     if deployment is None:
         return Deployment.objects.filter(pk=deployment_id).values_list("status", flat=True).first() or "missing"
     warehouse = wh.get_warehouse()
-    beat = _setting("DMAAS_DEPLOY_HEARTBEAT_SECONDS", 10)
+    beat = _setting("DMAAS_DEPLOY_HEARTBEAT_SECONDS", _setting("DMAAS_NODE_HEARTBEAT_SECONDS", 10))
     try:
         with jobs.Heartbeat(Deployment, deployment.pk, beat), locks.warehouse_lock(warehouse.url, "deploy"):
             # A second message for this deployment (a resend, a redelivery) that claimed it while the
@@ -152,7 +152,7 @@ def reconcile(now: dt.datetime | None = None) -> dict[str, int]:
     a queued one whose message was lost (DMAAS_NODE_LOST_SECONDS without a sign) is sent again."""
     now = now or timezone.now()
     out = {"deploys_requeued": 0, "deploys_failed": 0, "deploys_resent": 0}
-    stale = now - dt.timedelta(seconds=_setting("DMAAS_DEPLOY_STALE_SECONDS", 60))
+    stale = now - dt.timedelta(seconds=_setting("DMAAS_DEPLOY_STALE_SECONDS", _setting("DMAAS_NODE_STALE_SECONDS", 60)))
     for d in Deployment.objects.filter(status=D.RUNNING, heartbeat_at__lt=stale):
         alive = {"pk": d.pk, "status": D.RUNNING, "heartbeat_at__lt": stale}
         if d.attempts < DEPLOY_ATTEMPTS:
