@@ -3,7 +3,8 @@ by the tests (the machine's shared Redis is never touched).
 
 F4: Redis down, an analyst keeps saving over the API: every save is a commit and a 2xx; the CI build
 it asks for waits in its row (runner/jobs.py: the row is the outbox) and the reconciler sends it once
-Redis answers. /healthz?full=1 shows the broker down meanwhile.
+Redis answers. /healthz?full=1 shows the broker down meanwhile. An approval made while Redis is down
+waits in the outbox (runner.models.OutboxTask) and is merged and deployed once, after it answers.
 F3 / L7: tasks queued while no worker runs (F3: Redis restarted under them; L7: 1,000 of them), then
 drained by real `celery -A portal worker` processes: each effect exactly once.
 """
@@ -18,21 +19,22 @@ import pytest
 
 from models_service.models import ChangeRequest
 from portal.views import health
-from runner import runs
+from runner import runs, tasks
 from runner.jobs import UNSENT
-from runner.models import CIBuild
+from runner.models import CIBuild, Deployment, OutboxTask
 from tests.api.conftest import client_for
 from tests.api.test_changes_api import ORDERS, open_change, put_model
-from tests.runner.test_runs_workers import _app, current
+from tests.runner.conftest import duck  # noqa: F401 - a fixture
+from tests.runner.test_runs_workers import _app, current, worker
 
-from .services import record
+from .services import record, wait_until
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 OUTAGE_SECONDS = float(os.environ.get("DMAAS_RELIABILITY_F4_SECONDS", "5"))
 
 
-def _commits(repo, ref: str) -> int:
-    out = subprocess.run(["git", "--git-dir", str(repo), "rev-list", "--count", ref], capture_output=True,
+def _commits(repo, *ref: str) -> int:
+    out = subprocess.run(["git", "--git-dir", str(repo), "rev-list", "--count", *ref], capture_output=True,
                          text=True, check=True).stdout
     return int(out)
 
@@ -89,3 +91,46 @@ def test_f4_saves_succeed_with_the_broker_down_and_the_outbox_drains_after(analy
     assert CIBuild.objects.get(pk=waiting[0].pk).message == ""
     assert down_state == "error" and up_state == "ok"
     assert slowest < 5
+
+
+def test_f4_an_approval_with_the_broker_down_is_kept_and_merged_once_it_answers(
+        analyst, reviewer, duck, private_redis, repo, settings):  # noqa: F811
+    """receivers.on_moved used to send merge_approved with a bare .delay: with Redis down the approval
+    was recorded and the merge never came. It now waits in the outbox (runner.jobs.send_later)."""
+    settings.CELERY_BROKER_URL = private_redis.url
+    author, approver = client_for(analyst), client_for(reviewer)
+    with current(_app("dmaas-f4-merge", broker_url=private_redis.url)) as app:
+        change = open_change(author)
+        put_model(author, change["id"], "orders", ORDERS, expect=201)
+        assert author.post(f"/api/v1/changes/{change['id']}/submit").status_code == 200
+        private_redis.client().delete("celery")  # the CI build's message: this case is about the merge
+
+        private_redis.stop()
+        t0 = time.monotonic()
+        approved = approver.post(f"/api/v1/changes/{change['id']}/approve", {}, format="json")
+        approve_s = time.monotonic() - t0
+        waiting = list(OutboxTask.objects.values_list("task", "attempts"))
+        state_down = ChangeRequest.objects.get(pk=change["id"]).state
+        assert runs.reconcile()["resent"] == 0  # still down: it stays
+
+        private_redis.start()
+        recovered = time.monotonic()
+        resent = tasks.reconcile()["resent"]
+        with worker(app):
+            wait_until(lambda: Deployment.objects.filter(change_id=change["id"], status="deployed").exists(), 60,
+                       "the merge and its deploy")
+            merged_in = time.monotonic() - recovered
+            time.sleep(1)  # a second merge or deploy would show now
+    merged = ChangeRequest.objects.get(pk=change["id"])
+    merges = _commits(repo, "--first-parent", "refs/heads/main") - 1  # main's first commit is the portal's own
+    deployments = Deployment.objects.filter(change_id=change["id"]).count()
+    record("F4-merge", f"Redis down: approval {approved.status_code} in {approve_s:.2f} s, "
+                       f"{len(waiting)} merge waiting in the outbox; Redis back: {resent} sent, merged and deployed "
+                       f"{merged_in:.1f} s after, {merges} merge commit, {deployments} deployment",
+           approve_status=approved.status_code, approve_s=round(approve_s, 3), resent=resent,
+           merged_s=round(merged_in, 2), merges=merges, deployments=deployments)
+    assert approved.status_code == 200, approved.content
+    assert state_down == "approved" and waiting == [("runner.tasks.merge_approved", 1)]
+    assert resent == 1 and merged.state == "merged" and merged.merged_sha
+    assert (merges, deployments) == (1, 1)
+    assert OutboxTask.objects.filter(task="runner.tasks.merge_approved").count() == 0
