@@ -7,7 +7,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from ..compiler import quote
@@ -108,7 +108,8 @@ class Adapter:
             yield
         except BaseException:
             self._local.depth = 0
-            self.execute("rollback")
+            with suppress(Exception):  # a cut connection cannot roll back (its server does): tell the cause
+                self.execute("rollback")
             raise
         self._local.depth = 0
         self.execute("commit")
@@ -234,11 +235,13 @@ class Adapter:
         """Append the new rows; with `unique_key`, replace the rows whose key comes again (delete+insert)."""
         tmp = temp_name(name)
         try:
-            self._create_table_as(schema, tmp, sql)
-            target_cols = [c for c, _ in self.columns(schema, name)]
-            new_cols = {c for c, _ in self.columns(schema, tmp)}
-            cols = ", ".join(quote(c) for c in target_cols if c in new_cols)
+            # One transaction from the new rows' table to the insert: when the connection is cut mid-way,
+            # the server rolls the temporary table back too (autocommitted, it stayed behind).
             with self.transaction():
+                self._create_table_as(schema, tmp, sql)
+                target_cols = [c for c, _ in self.columns(schema, name)]
+                new_cols = {c for c, _ in self.columns(schema, tmp)}
+                cols = ", ".join(quote(c) for c in target_cols if c in new_cols)
                 if unique_key:
                     keys = [unique_key] if isinstance(unique_key, str) else list(unique_key)
                     if len(keys) == 1:
@@ -253,8 +256,11 @@ class Adapter:
                             f"(select 1 from {rel(schema, tmp)} dbt_new where {cond})"
                         )
                 rows = self._rowcount(f"insert into {rel(schema, name)} ({cols}) select {cols} from {rel(schema, tmp)}")
-        finally:
-            self._drop(schema, tmp, "table")
+        except Exception:
+            with suppress(Exception):  # the cause is the error to tell, not a failed clean-up
+                self._drop(schema, tmp, "table")
+            raise
+        self._drop(schema, tmp, "table")
         return rows
 
     def _rowcount(self, sql: str) -> int | None:
