@@ -19,12 +19,14 @@ import datetime as dt
 import subprocess
 import time
 
+import psycopg
 import pytest
 
 import runner.tasks
 from models_service.models import ChangeRequest
 from runner import tasks
 from runner import warehouse as wh
+from runner.engine.adapters.postgres import CONNECT_TIMEOUT, PostgresAdapter
 from runner.models import CIBuild, Deployment, NodeRun, OutboxTask, ReviewPolicy, Schedule
 from tests.api.conftest import client_for
 from tests.api.test_changes_api import ORDERS, open_change, put_model
@@ -243,3 +245,9 @@ def test_f8_a_warehouse_that_does_not_answer_times_out_with_a_clear_error(wareho
     assert (node.status, node.attempts, run.status) == ("error", 3, "failed")
     assert "timeout" in node.message.lower() and "Traceback" not in node.message, node.message
     assert w.rows("select count(*) from analytics.events") == [(10,)]  # untouched
+
+    # Without connect_timeout in the URL the adapter's own default (10 s) applies: no endless wait.
+    t0 = time.monotonic()
+    with pytest.raises(psycopg.OperationalError, match="timeout expired"):
+        PostgresAdapter(proxy.url(w.url)).execute("select 1")
+    assert time.monotonic() - t0 < CONNECT_TIMEOUT + 5

@@ -7,6 +7,8 @@ from typing import Any
 
 from .base import Adapter, rel
 
+CONNECT_TIMEOUT = 10  # seconds; a `connect_timeout` in the warehouse URL wins
+
 
 class PostgresAdapter(Adapter):
     type = "postgres"
@@ -22,9 +24,14 @@ class PostgresAdapter(Adapter):
     def _connect(self) -> Any:
         import psycopg
 
-        options = f"-c statement_timeout={int(self.statement_timeout_ms)}" if self.statement_timeout_ms else None
-        return psycopg.connect(self.url, autocommit=True, options=options) if options else \
-            psycopg.connect(self.url, autocommit=True)
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if self.statement_timeout_ms:
+            kwargs["options"] = f"-c statement_timeout={int(self.statement_timeout_ms)}"
+        if "connect_timeout" not in self.url:
+            # A warehouse that accepts and never answers must not hold a worker until Celery's hard
+            # limit: the connection gives up ("connection timeout expired", retried as transient).
+            kwargs["connect_timeout"] = CONNECT_TIMEOUT
+        return psycopg.connect(self.url, **kwargs)
 
     def _interrupt(self, conn: Any) -> None:
         conn.cancel_safe(timeout=5)  # the server cancels the running statement
