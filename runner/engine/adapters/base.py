@@ -208,25 +208,32 @@ class Adapter:
                 self._drop(schema, backup, existing)
         self._remember(schema, name, kind)
 
+    @contextmanager
+    def _dropped_after(self, schema: str, tmp: str, kind: str) -> Iterator[None]:
+        """Drop the temporary relation once the block ends. When the block failed, its error is the one
+        to tell: a drop that fails too (the connection was cut) must not replace it."""
+        try:
+            yield
+        except BaseException:
+            with suppress(Exception):
+                self._drop(schema, tmp, kind)
+            raise
+        self._drop(schema, tmp, kind)
+
     def build_table(self, schema: str, name: str, sql: str) -> int | None:
         # One transaction from the build to the swap: a client that dies mid-query (a killed worker)
         # leaves nothing behind, not even the temporary table the server would otherwise commit.
         tmp = temp_name(name)
-        try:
-            with self.transaction():
-                rows = self._create_table_as(schema, tmp, sql)
-                self.swap_in(schema, name, tmp, "table")
-        finally:
-            self._drop(schema, tmp, "table")
+        with self._dropped_after(schema, tmp, "table"), self.transaction():
+            rows = self._create_table_as(schema, tmp, sql)
+            self.swap_in(schema, name, tmp, "table")
         return rows
 
     def build_view(self, schema: str, name: str, sql: str) -> None:
         tmp = temp_name(name)
-        try:
+        with self._dropped_after(schema, tmp, "view"):
             self.execute(f"create view {rel(schema, tmp)} as (\n{sql}\n)")
             self.swap_in(schema, name, tmp, "view")
-        finally:
-            self._drop(schema, tmp, "view")
 
     def _create_table_as(self, schema: str, name: str, sql: str) -> int | None:
         raise NotImplementedError
@@ -234,33 +241,27 @@ class Adapter:
     def build_incremental(self, schema: str, name: str, sql: str, unique_key: Any) -> int | None:
         """Append the new rows; with `unique_key`, replace the rows whose key comes again (delete+insert)."""
         tmp = temp_name(name)
-        try:
-            # One transaction from the new rows' table to the insert: when the connection is cut mid-way,
-            # the server rolls the temporary table back too (autocommitted, it stayed behind).
-            with self.transaction():
-                self._create_table_as(schema, tmp, sql)
-                target_cols = [c for c, _ in self.columns(schema, name)]
-                new_cols = {c for c, _ in self.columns(schema, tmp)}
-                cols = ", ".join(quote(c) for c in target_cols if c in new_cols)
-                if unique_key:
-                    keys = [unique_key] if isinstance(unique_key, str) else list(unique_key)
-                    if len(keys) == 1:
-                        self.execute(
-                            f"delete from {rel(schema, name)} where ({keys[0]}) in "
-                            f"(select ({keys[0]}) from {rel(schema, tmp)})"
-                        )
-                    else:
-                        cond = " and ".join(f"{rel(schema, name)}.{k} = dbt_new.{k}" for k in keys)
-                        self.execute(
-                            f"delete from {rel(schema, name)} where exists "
-                            f"(select 1 from {rel(schema, tmp)} dbt_new where {cond})"
-                        )
-                rows = self._rowcount(f"insert into {rel(schema, name)} ({cols}) select {cols} from {rel(schema, tmp)}")
-        except Exception:
-            with suppress(Exception):  # the cause is the error to tell, not a failed clean-up
-                self._drop(schema, tmp, "table")
-            raise
-        self._drop(schema, tmp, "table")
+        # One transaction from the new rows' table to the insert: when the connection is cut mid-way,
+        # the server rolls the temporary table back too (autocommitted, it stayed behind).
+        with self._dropped_after(schema, tmp, "table"), self.transaction():
+            self._create_table_as(schema, tmp, sql)
+            target_cols = [c for c, _ in self.columns(schema, name)]
+            new_cols = {c for c, _ in self.columns(schema, tmp)}
+            cols = ", ".join(quote(c) for c in target_cols if c in new_cols)
+            if unique_key:
+                keys = [unique_key] if isinstance(unique_key, str) else list(unique_key)
+                if len(keys) == 1:
+                    self.execute(
+                        f"delete from {rel(schema, name)} where ({keys[0]}) in "
+                        f"(select ({keys[0]}) from {rel(schema, tmp)})"
+                    )
+                else:
+                    cond = " and ".join(f"{rel(schema, name)}.{k} = dbt_new.{k}" for k in keys)
+                    self.execute(
+                        f"delete from {rel(schema, name)} where exists "
+                        f"(select 1 from {rel(schema, tmp)} dbt_new where {cond})"
+                    )
+            rows = self._rowcount(f"insert into {rel(schema, name)} ({cols}) select {cols} from {rel(schema, tmp)}")
         return rows
 
     def _rowcount(self, sql: str) -> int | None:
@@ -268,14 +269,12 @@ class Adapter:
 
     def load_seed(self, schema: str, name: str, columns: list[tuple[str, str]], rows: list[list[Any]]) -> int:
         tmp = temp_name(name)
-        try:
+        with self._dropped_after(schema, tmp, "table"):
             cols = ", ".join(f"{quote(c)} {t}" for c, t in columns)
             self.execute(f"create table {rel(schema, tmp)} ({cols})")
             if rows:
                 self._insert_rows(schema, tmp, len(columns), rows)
             self.swap_in(schema, name, tmp, "table")
-        finally:
-            self._drop(schema, tmp, "table")
         return len(rows)
 
     def _insert_rows(self, schema: str, name: str, width: int, rows: list[list[Any]]) -> None:
