@@ -7,10 +7,11 @@ approval is merged and deployed once. With every connection reset (and new ones 
 the approval still answer 200; the outbox (job rows, runner.models.OutboxTask) sends again once the
 proxy heals, and each effect happens once.
 
-The PostgreSQL warehouse: a worker builds an incremental model through the proxy; its connection is
-reset mid-query: the node fails with the driver's words (no traceback), is retried as transient and
-appends its rows once. With the warehouse not answering at all, the connection times out, is retried,
-and the node ends with that timeout in plain words.
+The PostgreSQL warehouse: a worker builds an incremental model through the proxy. Latency from the
+middle of the model on slows the run and changes nothing else. Its connection reset mid-query: the
+node fails with the driver's words (no traceback), is retried as transient and appends its rows once.
+With the warehouse not answering at all, the connection times out, is retried, and the node ends
+with that timeout in plain words.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from .services import record, wait_until
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 LATENCY = 2.0
 SAVES = 3
+WAREHOUSE_LATENCY = 0.5  # per answer from the warehouse; a node makes a few dozen round trips
 
 
 def _commits(repo, *ref: str) -> int:
@@ -221,6 +223,29 @@ def test_f8_warehouse_connection_reset_mid_model_fails_clearly_retries_and_appen
     assert "Traceback" not in first_error and 'File "' not in first_error
     assert (run.status, node.status, node.attempts) == ("success", "success", 2), (run.message, node.message)
     assert (rows, distinct) == (20, 20)  # appended once: the cut attempt's rows went with its transaction
+
+
+def test_f8_warehouse_latency_mid_model_slows_the_run_and_changes_nothing_else(warehouse_through_proxy, tmp_path):
+    proxy, w = warehouse_through_proxy
+    w.run("update control.knobs set delay = 1")
+    commit_to_main({"models/events.sql": EVENTS})
+    schedule = Schedule.objects.get()
+    slot = dt.datetime(2026, 12, 1, 7, tzinfo=dt.UTC)
+    began = time.monotonic()
+    with filesystem_broker(tmp_path) as app, worker(app):
+        runner.tasks.fire_schedule.delay(schedule.pk, slot.isoformat())
+        wait_until(lambda: _sleeping_backends(w.url), 30, "the model's query to run in the warehouse", every=0.1)
+        proxy.latency = WAREHOUSE_LATENCY  # on the open connection, from the middle of the model on
+        run = finished_run(schedule, slot, 120)
+    took = time.monotonic() - began
+    node = NodeRun.objects.get(run=run, name="events")
+    rows, distinct = w.rows("select count(*), count(distinct id) from analytics.events")[0]
+    record("F8-warehouse-latency", f"{WAREHOUSE_LATENCY:g} s latency to the warehouse from mid-model on: "
+                                   f"{node.status} on attempt {node.attempts}, run {run.status} in {took:.1f} s, "
+                                   f"{rows} rows, {rows - distinct} duplicates",
+           latency_s=WAREHOUSE_LATENCY, attempts=node.attempts, took_s=round(took, 2), rows=rows)
+    assert (run.status, node.status, node.attempts) == ("success", "success", 1), node.message
+    assert (rows, distinct) == (20, 20)
 
 
 def test_f8_a_warehouse_that_does_not_answer_times_out_with_a_clear_error(warehouse_through_proxy, tmp_path,
