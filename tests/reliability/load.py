@@ -22,12 +22,14 @@ def percentile(values: list[float], q: float) -> float:
 class Tally:
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
+    late: list[float] = field(default_factory=list)  # how long after its planned time each call started
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, status: int, seconds: float) -> None:
+    def add(self, status: int, seconds: float, late: float = 0.0) -> None:
         with self.lock:
             self.latencies.append(seconds)
             self.statuses[status] = self.statuses.get(status, 0) + 1
+            self.late.append(late)
 
     @property
     def count(self) -> int:
@@ -54,7 +56,8 @@ def get(url: str, token: str, timeout: float = 10) -> tuple[int, dict[str, str]]
 def steady(call: Callable[[int], int], *, rps: float, seconds: float, clients: int) -> tuple[Tally, float]:
     """`clients` threads, together `rps` calls a second for `seconds` (open loop: each call at its time,
     late calls are not dropped). `call(client)` returns the HTTP status. Returns the tally and the
-    achieved rate."""
+    achieved rate. A call that starts late (`tally.late`) means the clients could not keep up: the
+    server answered slowly, or this process (the load generator) ran out of CPU."""
     tally = Tally()
     per_client = rps / clients
     began = time.monotonic()
@@ -70,7 +73,7 @@ def steady(call: Callable[[int], int], *, rps: float, seconds: float, clients: i
                 time.sleep(pause)
             t0 = time.monotonic()
             status = call(i)
-            tally.add(status, time.monotonic() - t0)
+            tally.add(status, time.monotonic() - t0, max(0.0, t0 - at))
             n += 1
 
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]

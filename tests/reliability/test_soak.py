@@ -73,6 +73,8 @@ def test_l6_soak(postgres_portal, postgres_warehouse, private_redis, tmp_path, a
     record("L6", f"soak {SOAK_SECONDS / 60:.0f} min, {count} runs and {count * 40} API calls: "
            + "; ".join(f"{k} RSS {samples[k][0][1] / 1024:.0f} -> {samples[k][-1][1] / 1024:.0f} MB "
                        f"({g:+.1%}), FDs {samples[k][0][2]} -> {samples[k][-1][2]}" for k, (g, _, _) in growth.items()),
-           runs=count, samples=samples)
+           runs=count, seconds=SOAK_SECONDS, samples=samples,
+           **{f"{k}_rss_growth": round(g, 4) for k, (g, _, _) in growth.items()},
+           **{f"{k}_fds": [samples[k][0][2], samples[k][-1][2]] for k in growth})
     for _kind, (rss, fds, start) in growth.items():
         assert rss < 0.10 and abs(fds) <= max(2, 0.05 * start)
