@@ -53,12 +53,13 @@ def test_l3_previews_during_an_hourly_run(analyst, duck, tmp_path):  # noqa: F81
     schedule = Schedule.objects.get()
     client = client_for(analyst)
     assert client.post("/api/v1/preview", PREVIEW, format="json").status_code == 200  # warm
+    people = [make_user(f"previewer{i}", "analyst") for i in range(L3_USERS)]
     latencies: list[float] = []
     statuses: list[int] = []
     stop = threading.Event()
 
-    def user() -> None:
-        mine = client_for(analyst)
+    def user(i: int) -> None:
+        mine = client_for(people[i])  # each user on an account of its own, with its own request quota
         while not stop.is_set():
             t0 = time.monotonic()
             response = mine.post("/api/v1/preview", PREVIEW, format="json")
@@ -70,7 +71,7 @@ def test_l3_previews_during_an_hourly_run(analyst, duck, tmp_path):  # noqa: F81
     finished: list[Run] = []
     delays: list[float] = []
     with filesystem_broker(tmp_path) as app, worker(app):
-        threads = [threading.Thread(target=user, daemon=True) for _ in range(L3_USERS)]
+        threads = [threading.Thread(target=user, args=(i,), daemon=True) for i in range(L3_USERS)]
         for t in threads:
             t.start()
         time.sleep(1)
