@@ -40,3 +40,39 @@ def test_every_variable_compose_needs_is_in_env_example():
     example = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
                if line and not line.startswith("#")}
     assert needed <= example, needed - example
+
+
+def _read_by_the_code(name: str) -> bool:
+    quoted = (f'"{name}"', f"'{name}'")
+    return any(q in path.read_text() for folder in ("portal", "runner", "models_service")
+               for path in (ROOT / folder).rglob("*.py") for q in quoted)
+
+
+def test_every_setting_compose_and_env_example_pass_is_read_by_the_portal():
+    """A misspelt name would be passed and silently ignored, and the default would run production."""
+    passed = set(COMPOSE["x-app-env"]) | set(SERVICES["migrate"]["environment"])
+    example = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
+               if line and not line.startswith("#")}
+    for_compose_itself = {"POSTGRES_PASSWORD", "WAREHOUSE_PASSWORD", "PREVIEW_PASSWORD",
+                          "DMAAS_PROD_WEB_WORKERS", "DMAAS_PROD_CONCURRENCY"}  # interpolated into this file
+    assert for_compose_itself <= set(re.findall(r"\$\{([A-Z_]+)", (ROOT / "docker-compose.yml").read_text()))
+    unread = sorted(name for name in (passed | example) - for_compose_itself if not _read_by_the_code(name))
+    assert unread == []
+
+
+def test_the_plain_http_port_is_published_on_loopback_only_and_process_counts_are_explicit():
+    assert SERVICES["web"]["ports"] and all(p.startswith("127.0.0.1:") for p in SERVICES["web"]["ports"])
+    assert "${DMAAS_PROD_WEB_WORKERS:-3}" in SERVICES["web"]["command"]
+    assert "${DMAAS_PROD_CONCURRENCY:-2}" in SERVICES["worker"]["command"]
+    prod = (ROOT / "scripts" / "prod").read_text()
+    assert 'web_workers="${DMAAS_PROD_WEB_WORKERS:-3}"' in prod and 'concurrency="${DMAAS_PROD_CONCURRENCY:-2}"' in prod
+
+
+def test_one_shared_cache_for_the_web_workers_and_the_data_on_named_volumes():
+    assert COMPOSE["x-app-env"]["DMAAS_CACHE_URL"].startswith("redis://redis:")
+    assert 'DMAAS_CACHE_URL="${DMAAS_CACHE_URL:-$CELERY_BROKER_URL}"' in (ROOT / "scripts" / "prod").read_text()
+    mounts = {name: SERVICES[name].get("volumes", []) for name in SERVICES}
+    assert "postgres:/var/lib/postgresql/data" in mounts["postgres"] and "redis:/data" in mounts["redis"]
+    for name in ("web", "worker", "beat", "migrate"):  # saves (web) and builds (worker) share one repository
+        assert "repo:/data" in mounts[name], name
+    assert "ENV DMAAS_REPO=/data/" in (ROOT / "Dockerfile").read_text()
