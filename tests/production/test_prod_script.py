@@ -113,8 +113,7 @@ def production(tmp_path, postgres_url, redis_url):
         "DMAAS_ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": _postgres(postgres_url, portal_db),
         "DMAAS_WAREHOUSE": _postgres(postgres_url, warehouse_db),
-        "CELERY_BROKER_URL": broker,
-        "DMAAS_CACHE_URL": broker,
+        "CELERY_BROKER_URL": broker,  # and, by scripts/prod's default, the cache every web worker shares
         "DMAAS_VAR_DIR": str(tmp_path / "var"),
         "DMAAS_STATIC_ROOT": str(tmp_path / "static"),
         "DMAAS_PROD_BIND": f"127.0.0.1:{port}",
@@ -207,6 +206,9 @@ def test_scripts_prod_runs_the_production_shape_and_stops_it_on_sigterm(producti
     page = browser.open(base + "/changes/", timeout=10)
     assert page.status == 200 and urllib.parse.urlsplit(page.url).path == "/changes/"
     assert "ana" in page.read().decode()
+    # The API's request limits are counted in Redis, shared by both gunicorn workers, not once per worker.
+    assert browser.open(base + "/api/v1/changes", timeout=10).status == 200
+    assert list(redis.Redis.from_url(production["env"]["CELERY_BROKER_URL"]).scan_iter("*throttle_client*"))
 
     # Two workers answer a ping; beat is running and has put its schedule into the database.
     deadline, answered = time.monotonic() + 60, set()
