@@ -140,7 +140,7 @@ def main() -> int:
            "DMAAS_RELIABILITY_L4_GUNICORN": str(args.web_workers),
            "DMAAS_RELIABILITY_L7_TASKS": str(args.tasks),
            "DMAAS_RELIABILITY_F4_SECONDS": str(args.outage_minutes * 60),
-           "DMAAS_RELIABILITY_SOAK_SECONDS": str(args.soak_minutes * 60), "DMAAS_RELIABILITY_F1": "1"}
+           "DMAAS_RELIABILITY_SOAK_SECONDS": str(args.soak_minutes * 60)}
     report: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node(), "cpus": os.cpu_count(),
         "options": {"l3_minutes": l3, "l4_minutes": l4, **{k: v for k, v in vars(args).items()
