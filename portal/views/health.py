@@ -5,7 +5,9 @@ and its database answer, 503 when the database does not. It checks nothing else 
 process whose warehouse is down still serves pages and must not be taken out of rotation for it.
 
 `GET /healthz?full=1` reports each component (database, broker, warehouse, git store) with its state
-and latency, 200 when all are "ok" and 503 otherwise. Unauthenticated, so it names no host, user or
+and latency, 200 when all are "ok" and 503 otherwise. The whole is "degraded", not "error", when only
+the broker or the warehouse is down: saves, reviews and approvals still work (tasks wait in the
+outbox, RELIABILITY F4), while runs, previews and builds wait for it. Unauthenticated, so it names no host, user or
 URL and shows no error text (servers put those in messages): a failure is its exception class, and
 the full error goes to the log. Each process answers from a report at most
 DMAAS_HEALTH_CACHE_SECONDS old, so calling it in a loop costs the servers behind it little.
@@ -143,12 +145,21 @@ def _run(name: str, check: Callable[[], str]) -> dict[str, Any]:
     return entry
 
 
+# Without these nothing can be saved; without the others the portal works on, with less.
+ESSENTIAL = ("database", "git_store")
+
+
 def report() -> dict[str, Any]:
     """Every component's state, checked now."""
     components = {name: _run(name, check) for name, check in CHECKS.items()}
-    ok = all(c["status"] == "ok" for c in components.values())
+    if all(c["status"] == "ok" for c in components.values()):
+        status = "ok"
+    elif all(components[name]["status"] == "ok" for name in ESSENTIAL):
+        status = "degraded"
+    else:
+        status = "error"
     return {
-        "status": "ok" if ok else "error",
+        "status": status,
         "database": "ok" if components["database"]["status"] == "ok" else "unreachable",
         "copy": settings.DMAAS_COPY or "production",
         "components": components,

@@ -41,7 +41,7 @@ def test_a_failing_component_makes_it_503_without_revealing_the_error(client, se
     response = client.get("/healthz?full=1")
     assert response.status_code == 503
     body = response.json()
-    assert body["status"] == "error"
+    assert body["status"] == "degraded"  # saves and reviews still work without the warehouse
     assert body["components"]["warehouse"] == {"status": "error", "error": "OperationalError",
                                                "latency_ms": body["components"]["warehouse"]["latency_ms"]}
     assert body["components"]["database"]["status"] == "ok"
@@ -54,6 +54,7 @@ def test_a_broken_repository_is_reported(client, settings, tmp_path):
     response = client.get("/healthz?full=1")
     assert response.status_code == 503
     assert response.json()["components"]["git_store"]["error"] == "not_a_repository"
+    assert response.json()["status"] == "error"  # nothing can be saved: not merely degraded
 
 
 def test_the_report_is_cached_briefly(settings, monkeypatch):
