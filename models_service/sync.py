@@ -96,13 +96,21 @@ class SyncReport:
 
 
 def sync_remote() -> SyncReport:
-    """Push what is pending, fetch the remote's main and bring engineers' commits into main."""
+    """Push what is pending, fetch the remote's main and bring engineers' commits into main; then pack
+    loose objects now and then, also when the remote is away (a remote down for days must not leave
+    the portal's own saves unpacked)."""
     store = get_store()
+    try:
+        return _sync(store)
+    finally:
+        store.maintain()
+
+
+def _sync(store: GitStore) -> SyncReport:
     report = SyncReport()
     url = remote_url()
     if not url:
         report.outcome = "no remote"
-        store.maintain()
         return report
     state, _ = RemoteSync.objects.get_or_create(pk=1, defaults={"remote": url})
     report.pushed = push_pending(store)
@@ -134,7 +142,6 @@ def sync_remote() -> SyncReport:
     if report.main_after and report.main_after != report.fetched and report.outcome != "up to date":
         enqueue_push(MAIN_REF, report.main_after)
         push_pending(store)
-    store.maintain()
     return report
 
 

@@ -1,12 +1,15 @@
 """Adopting an engineers' repository (its history kept) and syncing with a remote both ways."""
 
 import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from models_service import changes, merging, sync
+from models_service.errors import InvalidName, RemoteError
 from models_service.models import AuditEntry, ChangeRequest, IndexedNode, PushOutbox
 from models_service.repo import forget_stores
 
@@ -192,3 +195,26 @@ def test_the_sync_task_is_scheduled_by_beat(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["dmaas-sync-remote"]
     assert entry["task"] == "models_service.tasks.sync_remote"
     assert entry["options"]["expires"] < entry["schedule"]
+
+
+def test_loose_objects_are_packed_even_while_the_remote_is_away(analyst, remote, repo, tmp_path):
+    """`git gc --auto` ran only after a successful fetch: with the remote down for days, every save's
+    objects stayed loose. git samples objects/17 to decide: at gc.auto=1 two loose objects there are
+    enough (they are kept reachable by a ref; gc leaves unreachable ones loose for weeks)."""
+    change = changes.open_change(analyst, "x")
+    changes.save_model(analyst, change, "orders", "select 1", spec("orders"))  # the repository exists
+    git_dir(repo, "config", "gc.auto", "1")
+    n = 0
+    while len(list((repo / "objects" / "17").glob("*"))) < 2:
+        sha = subprocess.run(["git", "--git-dir", str(repo), "hash-object", "-w", "--stdin"],
+                             input=f"blob {n}".encode(), check=True, capture_output=True).stdout.decode().strip()
+        if sha.startswith("17"):
+            git_dir(repo, "update-ref", f"refs/test/kept-{n}", sha)
+        n += 1
+    remote.rename(tmp_path / "remote-away.git")  # the remote is unreachable
+    with pytest.raises((RemoteError, InvalidName)):  # "There is no repository at ..."
+        sync.sync_remote()
+    deadline = time.monotonic() + 20  # `gc --auto` packs in the background (gc.autoDetach)
+    while any((repo / "objects" / "17").glob("*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any((repo / "objects" / "17").glob("*")), "the loose objects were left unpacked"
