@@ -31,6 +31,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q, Subquery
 from django.db.models.functions import ExtractHour
 from django.utils import timezone
 
@@ -70,6 +71,9 @@ class Taken:
     measure_seconds: float | None = None
     columns: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
+    # the model's last production measurement as it was when this one was taken (one query serves the
+    # top-value hint and the schema comparison): its columns, or None when there was none
+    before: list[dict[str, Any]] | None = None
 
 
 def zone() -> dt.tzinfo:
@@ -103,12 +107,12 @@ def _take_one(adapter: Any, manifest: Any, result: Any) -> Taken | None:
         return None
     schema, name = manifest.relations[result.unique_id]
     taken = Taken(model=result.name, schema=schema, unique_id=result.unique_id, measured_at=timezone.now(),
-                  rows=result.rows, seconds=result.seconds)
+                  rows=result.rows, seconds=result.seconds, before=last_columns(result.name))
     try:
         # the build's count is the table's for a full build; an incremental one counts what it added
         exact = result.rows if node.materialized in ("table", "seed") or node.resource_type == "seed" else None
         relation = stats.measure(adapter, schema, name, kind="view" if node.materialized == "view" else "table",
-                                 rows=exact, top_hint=top_hint(result.name))
+                                 rows=exact, top_hint=_hint(taken.before))
     except Exception as err:  # noqa: BLE001 - the warehouse refused the query: kept on the measurement
         log.warning("measuring %s.%s failed", schema, name, exc_info=True)
         taken.error = f"Measuring failed: {err}"[:5000]
@@ -118,12 +122,17 @@ def _take_one(adapter: Any, manifest: Any, result: Any) -> Taken | None:
     return taken
 
 
-def top_hint(model: str) -> set[str]:
-    """The columns whose top values the model's last measurement had: measured again in the same
-    query (runner.observe.stats)."""
-    columns = (Measurement.objects.filter(model=model, error="").order_by("-measured_at", "-id")
-               .values_list("columns", flat=True).first()) or []
-    return {c["name"] for c in columns if isinstance(c, dict) and "top" in c and c.get("name")}
+def last_columns(model: str) -> list[dict[str, Any]] | None:
+    """The columns of the model's last production measurement that worked (None: there is none)."""
+    found = (Measurement.objects.filter(model=model, kind__in=PRODUCTION_KINDS, error="")
+             .order_by("-measured_at", "-id").values_list("columns", flat=True).first())
+    return None if found is None else [c for c in found if isinstance(c, dict)]
+
+
+def _hint(columns: list[dict[str, Any]] | None) -> set[str]:
+    """The columns whose top values the last measurement had: measured again in the same query
+    (runner.observe.stats)."""
+    return {c["name"] for c in columns or [] if "top" in c and c.get("name")}
 
 
 def measure_node(adapter: Any, manifest: Any, results: Iterable[Any], node: Any) -> None:
@@ -166,7 +175,7 @@ def save(taken: Taken, kind: str, **links: Any) -> Measurement:
         seconds=taken.seconds, bytes=taken.bytes, measure_seconds=taken.measure_seconds, columns=taken.columns,
         error=taken.error, **links)
     if kind in PRODUCTION_KINDS and not taken.error:
-        record_schema_changes(measurement)
+        record_schema_changes(measurement, taken.before)
     if kind == K.PRODUCTION:
         judge(measurement)
     return measurement
@@ -185,41 +194,58 @@ def previous(measurement: Measurement) -> Measurement | None:
             .exclude(pk=measurement.pk).order_by("-measured_at", "-id").first())
 
 
-def record_schema_changes(measurement: Measurement) -> list[SchemaChange]:
-    before = previous(measurement)
-    if before is None or not before.columns or not measurement.columns:
+def record_schema_changes(measurement: Measurement, before: list[dict[str, Any]] | None = None
+                          ) -> list[SchemaChange]:
+    """Columns added, removed or retyped since the previous production measurement (`before`: its
+    columns when the caller has them already)."""
+    if before is None:
+        last = previous(measurement)
+        before = last.columns if last is not None else None
+    if not before or not measurement.columns:
         return []
     changes = [SchemaChange(model=measurement.model, measurement=measurement, run=measurement.run,
                             detected_at=measurement.measured_at, **change)
-               for change in detector.schema_changes(before.columns, measurement.columns)]
+               for change in detector.schema_changes(before, measurement.columns)]
     return SchemaChange.objects.bulk_create(changes)
 
 
-def settings_for(model: str) -> AnomalySettings:
-    """The model's own settings, else the defaults row (model ""), else the built-in defaults."""
-    rows = {s.model: s for s in AnomalySettings.objects.filter(model__in=[model, ""])}
+def settings_for(model: str, run_id: int | None = None) -> AnomalySettings:
+    """The model's own settings, else the defaults row (model ""), else the built-in defaults. With
+    `run_id`, every row is read once per run and process (a run judges each of its models; a change
+    of settings applies from the next run)."""
+    if run_id is not None:
+        cached = _SETTINGS.get(run_id)
+        if cached is None:
+            cached = {s.model: s for s in AnomalySettings.objects.all()}
+            _SETTINGS.clear()
+            _SETTINGS[run_id] = cached
+        rows = cached
+    else:
+        rows = {s.model: s for s in AnomalySettings.objects.filter(model__in=[model, ""])}
     return rows.get(model) or rows.get("") or AnomalySettings(model="")
 
 
+_SETTINGS: dict[int, dict[str, AnomalySettings]] = {}  # the settings of the last run judged here
+
+
 def history_of(measurement: Measurement) -> list[tuple[int, dt.datetime, int | None, float | None, list]]:
-    """What the detector needs of the model's past production measurements, in two small queries:
-    the newest RECENT, and those at the same local hour over the last SEASON_WEEKS weeks."""
+    """What the detector needs of the model's past production measurements, in one query: the newest
+    RECENT, and those at the same local hour over the last SEASON_WEEKS weeks."""
     at = measurement.measured_at
     base = Measurement.objects.filter(model=measurement.model, kind__in=PRODUCTION_KINDS, error="",
                                       measured_at__lt=at)
     fields = ("id", "measured_at", "rows", "seconds", "columns")
-    recent = list(base.order_by("-measured_at").values_list(*fields)[:detector.RECENT])
+    recent = base.order_by("-measured_at").values("id")[:detector.RECENT]
     hour = at.astimezone(zone()).hour
-    seasonal = list(base.filter(measured_at__gte=at - dt.timedelta(weeks=detector.SEASON_WEEKS))
-                    .annotate(local_hour=ExtractHour("measured_at", tzinfo=zone())).filter(local_hour=hour)
-                    .values_list(*fields))
-    return list({row[0]: row for row in recent + seasonal}.values())
+    seasonal = Q(measured_at__gte=at - dt.timedelta(weeks=detector.SEASON_WEEKS), local_hour=hour)
+    return list(base.annotate(local_hour=ExtractHour("measured_at", tzinfo=zone()))
+                .filter(Q(id__in=Subquery(recent)) | seasonal).values_list(*fields))
 
 
 def judge(measurement: Measurement) -> list[Anomaly]:
     """Compare the production measurement with its history; keep the anomalies, open or resolve the
     model's anomaly incident."""
-    conf = settings_for(measurement.model)
+    conf = settings_for(measurement.model, measurement.run_id)
     if not conf.enabled:
         return []
     history = history_of(measurement)
