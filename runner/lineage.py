@@ -9,11 +9,16 @@ comes from and goes to (from the compiled SQL, runner/engine/lineage.py).
   manifest (runner.runs.manifest_for, cached per commit); `select *` is expanded from what the last
   production build measured, or from the yml's columns.
 
-Both answer plain dicts, the same for the page and the API; portal adds the URLs.
+- `column_readers(manifest, name, columns)`: which models right below read each column, and how (the
+  editor's and the review page's breaking-change warning, runner.validation).
+
+The first two answer plain dicts, the same for the page and the API; portal adds the URLs.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from django.db.models import Max
@@ -267,3 +272,55 @@ def _longest(start: ColumnKey, edges: dict[ColumnKey, list[ColumnKey]]) -> list[
 def column_users(user: Any, name: str, column: str) -> list[dict[str, Any]]:
     """The columns of models below that read `column` of `name` (what a rename or removal breaks)."""
     return column_lineage(user, name, column, up=False)["downstream"]
+
+
+# --------------------------------------------------------------------------- what a removal breaks
+
+MAX_READERS = 200  # models right below read for a breaking change
+_READERS: OrderedDict[tuple[int, str, tuple[str, ...]], tuple[Any, dict[str, list[dict[str, Any]]]]] = OrderedDict()
+_READERS_LOCK = threading.Lock()
+
+
+def column_readers(manifest: Any, name: str, columns: list[str]) -> dict[str, list[dict[str, Any]]] | None:
+    """For each of `columns` (the columns `name` had), the models right below that read it, by sqlglot
+    over `manifest`'s compiled SQL: {column in lower case: [{"model", "columns", "star", "elsewhere"}]}.
+    `columns`: the reader's columns made from it (column lineage); `star`: it selects `*` of `name`, so
+    it reads every column; `elsewhere`: it names the column in a join, filter or grouping. A column
+    no model reads is left out. None when `name` is not in the manifest. Cached per manifest."""
+    uid = uid_of(manifest, name)
+    if uid is None:
+        return None
+    key = (id(manifest), uid, tuple(columns))
+    with _READERS_LOCK:
+        if key in _READERS:
+            _READERS.move_to_end(key)
+            return _READERS[key][1]
+    nodes = manifest.nodes
+    probe = ColumnLineage(manifest, {})
+    readers = probe.readers(uid)[:MAX_READERS]
+    around = {uid, *readers, *(p for r in readers for p in nodes[r].depends_on)}
+    names = {nodes[u].name: u for u in around if u in nodes}
+    known = {names[m]: cols for m, cols in measured_columns(sorted(names)).items()}
+    known[uid] = list(columns)
+    lin = ColumnLineage(manifest, known)
+    wanted = {c.lower(): c for c in columns}
+    found: dict[str, list[dict[str, Any]]] = {}
+    for child in readers:
+        if not lin.buildable(child):
+            continue
+        made: dict[str, list[str]] = {}
+        for output, (_, leaves) in lin.all_columns(child).items():
+            for leaf in leaves:
+                if leaf.uid == uid and leaf.column.lower() in wanted and output not in made.setdefault(leaf.column.lower(), []):
+                    made[leaf.column.lower()].append(output)
+        named, star = lin.references(child, uid)
+        for low in wanted:
+            outputs = made.get(low, [])
+            if outputs or star or low in named:
+                found.setdefault(low, []).append({"model": nodes[child].name, "columns": outputs, "star": star,
+                                                  "elsewhere": low in named and not outputs})
+    with _READERS_LOCK:
+        _READERS[key] = (manifest, found)  # the manifest is kept with its answer, so its id is not reused
+        while len(_READERS) > 64:
+            _READERS.popitem(last=False)
+    return found

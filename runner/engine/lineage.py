@@ -15,10 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlglot import exp
+from sqlglot import exp, parse_one
 from sqlglot.errors import SqlglotError
 from sqlglot.lineage import Node as SqlNode
 from sqlglot.lineage import lineage
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import traverse_scope
 
 from .compiler import Manifest
 
@@ -79,6 +81,7 @@ class ColumnLineage:
         self.schemas = [self._schema(known), self._schema({u: c for u, c in known.items() if u in self.measured}), {}]
         self._cache: dict[str, dict[str, SqlNode]] = {}
         self._children: dict[str, list[str]] | None = None
+        self._refs: dict[str, tuple[set[str], bool]] = {}
 
     # ------------------------------------------------------------------ one node
     def buildable(self, uid: str) -> bool:
@@ -141,6 +144,46 @@ class ColumnLineage:
             assert isinstance(roots, dict)
             self._cache[uid] = roots
         return {name: (root, self._leaves(root)) for name, root in self._cache[uid].items()}
+
+    def references(self, uid: str, parent: str) -> tuple[set[str], bool]:
+        """The columns of `parent` that `uid`'s compiled SQL names anywhere (select list, joins, filters,
+        grouping: a column the lineage of no output shows still fails the query when it goes), lower
+        case; and whether it selects a `*` of `parent` that the known columns could not expand."""
+        key = f"{uid}\0{parent}"
+        if key not in self._refs:
+            self._refs[key] = self._references(uid, parent)
+        return self._refs[key]
+
+    def _references(self, uid: str, parent: str) -> tuple[set[str], bool]:
+        relation = tuple(p.lower() for p in self.manifest.relations.get(parent, ("", "")))
+        sql = self.manifest.compiled.get(uid)
+        if not sql or not relation[1]:
+            return set(), False
+        tree = None
+        for schema in self.schemas:
+            try:
+                tree = qualify(parse_one(sql, dialect=self.dialect), schema=schema, dialect=self.dialect,
+                               validate_qualify_columns=False, identify=False)
+                break
+            except FAILURES:
+                continue
+        if tree is None:
+            return set(), False
+        used: set[str] = set()
+        star = False
+        for scope in traverse_scope(tree):
+            mine = {alias for alias, source in scope.sources.items() if isinstance(source, exp.Table)
+                    and (source.db.lower(), source.name.lower()) == relation}
+            if not mine:
+                continue
+            for column in scope.columns:
+                if column.table in mine:
+                    used.add(column.name.lower())
+            for select in scope.expression.selects if isinstance(scope.expression, exp.Select) else []:
+                if isinstance(select, exp.Star) or (isinstance(select, exp.Column) and isinstance(select.this, exp.Star)
+                                                    and (not select.table or select.table in mine)):
+                    star = True
+        return used, star
 
     def name(self, uid: str) -> str:
         node = self.manifest.nodes.get(uid)

@@ -26,7 +26,10 @@ from .render import Call, render_model
 from .statements import parse, statement_problem, syntax_problem, too_deep
 
 MAX_STAR_DEPTH = 30  # models whose columns come through `select *` of `select *` of ...
-MAX_CHILDREN = 200  # downstream models read for a breaking change
+MAX_READERS_SHOWN = 5  # models named per removed column
+
+# name, the columns it had -> {column in lower case: [{"model", "columns", "star", "elsewhere"}]} or None
+Readers = Callable[[str, list[str]], "dict[str, list[dict[str, Any]]] | None"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,8 @@ SUMMARIES = _LRU(50_000)  # (blob, environment key, dialect) -> Summary | None: 
 class ProjectView:
     def __init__(self, nodes: Iterable[NodeInfo], *, env: jinja2.Environment, macros: set[str], dialect: str,
                  target_schema: str, read_blob: Callable[[str], str | None], env_key: str = "",
-                 baseline: dict[str, NodeInfo] | None = None, problems: Iterable[str] = ()):
+                 baseline: dict[str, NodeInfo] | None = None, problems: Iterable[str] = (),
+                 column_readers: Readers | None = None):
         self.models: dict[str, NodeInfo] = {}
         self.sources: dict[str, NodeInfo] = {}
         for node in nodes:
@@ -79,9 +83,11 @@ class ProjectView:
         self.read_blob, self.env_key = read_blob, env_key
         self.baseline = baseline if baseline is not None else self.models  # what downstream models were written for
         self.problems = list(problems)
+        # which models below read a column, by column lineage (runner.lineage.column_readers, over the
+        # compiled project): the breaking-change warning's one source of truth
+        self.column_readers = column_readers
         self._known: dict[str, Known | None] = {}
         self._blob_known: dict[tuple[str, str], Known | None] = {}
-        self._children: dict[str, list[str]] | None = None
         self._lock = threading.Lock()
         self._columns_lock = threading.RLock()  # views are shared by the threads of a worker
         self._depth = 0
@@ -94,16 +100,6 @@ class ProjectView:
     def parents(self, name: str) -> list[str]:
         node = self.models.get(name)
         return [d for d in node.depends_on if "." not in d] if node else []
-
-    def children(self, name: str) -> list[str]:
-        with self._lock:
-            if self._children is None:
-                children: dict[str, list[str]] = {}
-                for node in self.models.values():
-                    for parent in node.depends_on:
-                        children.setdefault(parent, []).append(node.name)
-                self._children = children
-        return sorted(self._children.get(name, []))
 
     def match_plain(self, parts: tuple[str, ...]) -> Key | None:
         """A table named in plain SQL that is a model or a source of the project."""
@@ -421,8 +417,10 @@ def _check_plain_tables(summary: Summary, view: ProjectView, pos: _Positions, di
 
 def _check_breaking(name: str, summary: Summary, outputs: Known | None, view: ProjectView, pos: _Positions,
                     diags: list[Diagnostic]) -> None:
+    """A column the model had on main and no longer outputs, that a model right below reads (by column
+    lineage: for one of its columns, in a join, filter or grouping, or through `select *`)."""
     base = view.baseline.get(name) or view.models.get(name)
-    if base is None or outputs is None or not outputs.exact:
+    if base is None or outputs is None or not outputs.exact or view.column_readers is None:
         return
     old = view.node_known(base)
     if old is None or not old.exact:
@@ -430,29 +428,39 @@ def _check_breaking(name: str, summary: Summary, outputs: Known | None, view: Pr
     removed = set(old.columns) - set(outputs.columns)
     if not removed:
         return
-    hits: dict[str, list[str]] = {}
-    for child in view.children(name)[:MAX_CHILDREN]:
-        node = view.models.get(child)
-        child_summary = view.summary(node.sql_blob, child) if node else None
-        if child_summary is None or child == name:
-            continue
-        used, _star = Resolver(child_summary, view.known).columns_used_from(("ref", name), old)
-        for column in sorted(used & removed):
-            hits.setdefault(column, []).append(child)
+    readers = view.column_readers(name, [shown for shown, _ in old.columns.values()]) or {}
+    hits = {column: readers[column] for column in removed if readers.get(column)}
     if not hits:
         return
     added = [k for k in outputs.columns if k not in old.columns]
     span = pos.out(*summary.select_span)[0] if summary.select_span else pos.line(1)
     parts = []
-    for column, children in sorted(hits.items()):
+    for column, entries in sorted(hits.items()):
         shown = old.columns[column][0]
+        who = _readers_text(entries)
+        verb = "uses" if len(entries) == 1 else "use"
         if len(removed) == 1 and len(added) == 1:
-            parts.append(f"renames {shown} to {outputs.columns[added[0]][0]}, which {', '.join(children)} "
-                         f"{'uses' if len(children) == 1 else 'use'}")
+            parts.append(f"renames {shown} to {outputs.columns[added[0]][0]}, which {who} {verb}")
             new_out = next((o for o in summary.outputs or [] if o.name and o.name.lower() == added[0] and o.span), None)
             if new_out is not None:
                 span = pos.out(*new_out.span)[0]
         else:
-            parts.append(f"removes {shown}, which {', '.join(children)} {'uses' if len(children) == 1 else 'use'}")
+            parts.append(f"removes {shown}, which {who} {verb}")
     diags.append(Diagnostic(WARNING, "breaking_change", "This version " + "; ".join(parts)
                             + ". Those models will fail when this change is deployed: update them in this change too.", span))
+
+
+def _readers_text(entries: list[dict[str, Any]]) -> str:
+    """order_totals (for total), customer_360 (through select *), report (in a join or filter)."""
+    named = []
+    for entry in entries[:MAX_READERS_SHOWN]:
+        if entry.get("columns"):
+            how = "for " + ", ".join(entry["columns"][:5])
+        elif entry.get("star"):
+            how = "through select *"
+        else:
+            how = "in a join, filter or grouping"
+        named.append(f"{entry['model']} ({how})")
+    if len(entries) > MAX_READERS_SHOWN:
+        named.append(f"{len(entries) - MAX_READERS_SHOWN} more")
+    return ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else named[0]

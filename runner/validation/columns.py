@@ -294,19 +294,3 @@ class Resolver:
                 suggestion = next((n for n in names if n.lower() == close[0].lower()), close[0])
             findings.append(Finding(use, all(k.exact for k in everything), [k.label for k in knowns], suggestion))
         return findings
-
-    def columns_used_from(self, key: Key, parent: Known | None) -> tuple[set[str], bool]:
-        """Lower-case names of the columns this query reads from `key`, and whether it selects `*` of it."""
-        used: set[str] = set()
-        for use in self.summary.columns:
-            if key not in use.candidates:
-                continue
-            low = use.name.lower()
-            if use.qualifier or len(use.candidates) == 1:
-                used.add(low)
-                continue
-            others = [self.known(k) for k in use.candidates if k != key]
-            if parent is not None and low in parent.columns and not any(o and low in o.columns for o in others):
-                used.add(low)
-        star = any(key in out.star for outs in self.summary.scopes.values() if outs for out in outs if out.name is None)
-        return used, star

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,9 +112,29 @@ def project_view(change: ChangeRequest | None) -> ProjectView:
     baseline = {name: n for (kind, name), n in main.items() if kind != NodeKind.SOURCE}
     view = ProjectView(nodes.values(), env=compiler.env, macros=set(compiler._macros), dialect=warehouse,
                        target_schema=schema, read_blob=lambda blob: _read(store, blob), env_key=context.key,
-                       baseline=baseline, problems=problems)
+                       baseline=baseline, problems=problems, column_readers=_column_readers(commit, main_sha, schema))
     _VIEWS.put(key, view)
     return view
+
+
+def _column_readers(commit: str, main_sha: str, schema: str) -> Callable[[str, list[str]], Any]:
+    """The breaking-change warning's readers: column lineage (runner.lineage.column_readers) over the
+    project compiled at the change's head, so a model below that the change already updated is read
+    as updated; at main's when the head does not compile. Compiled and traced only when a column
+    goes (runner.runs caches the compile per commit, runner.lineage the answer per model)."""
+
+    def readers(name: str, columns: list[str]) -> Any:
+        from runner import lineage, runs
+
+        for sha in dict.fromkeys(s for s in (commit, main_sha) if s):
+            try:
+                manifest = runs.manifest_for(sha, schema)
+            except ProjectError:
+                continue
+            return lineage.column_readers(manifest, name, columns)
+        return None
+
+    return readers
 
 
 def _read(store: GitStore, blob: str) -> str | None:
