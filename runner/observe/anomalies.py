@@ -145,6 +145,19 @@ def bucket_of(history: Sequence[Point], at: dt.datetime, zone: dt.tzinfo
     return "all", everything, [everything]
 
 
+@functools.lru_cache(maxsize=256)
+def _shape(at: dt.datetime, zone: dt.tzinfo, marks: tuple[tuple[dt.datetime, bool], ...]
+           ) -> tuple[int, str, tuple[int, ...], tuple[tuple[int, ...], ...], tuple[float, ...]]:
+    """`usable` and `bucket_of` of a history given by its points' (time, flagged), as positions in it,
+    and each point's time in hours: they depend on nothing else, and every metric of a measurement
+    shares its history's times, so a model's fifty metrics pay for them once."""
+    stand_ins = [Point(t, float(i), flagged) for i, (t, flagged) in enumerate(marks)]
+    points = usable(stand_ins)
+    bucket, chosen, groups = bucket_of(points, at, zone)
+    return (len(points), bucket, tuple(int(p.value) for p in chosen),
+            tuple(tuple(int(p.value) for p in group) for group in groups), tuple(_hours(t) for t, _ in marks))
+
+
 def fit(pairs: Sequence[tuple[float, float]], slope: float | None = None) -> tuple[float, float, list[float]]:
     """(slope, intercept, residuals) of (hours, value on the metric's scale) pairs in time order: the
     trend given, else the pairs' own when they are MIN_TREND, else none (their median)."""
@@ -184,14 +197,14 @@ def judge(metric_name: str, value: float, at: dt.datetime, history: Iterable[Poi
           warn_score: float = 4.0, min_history: int = 8) -> Verdict | None:
     """The verdict on `value` measured at `at`, or None when the history is too short to judge."""
     metric = METRICS[metric_name]
-    points = usable([p for p in history if p.at < at and math.isfinite(p.value)])
-    if len(points) < max(min_history, 3):
+    finite = [p for p in history if p.at < at and math.isfinite(p.value)]
+    count, bucket, chosen, groups, hours = _shape(at, zone, tuple((p.at, p.flagged) for p in finite))
+    if count < max(min_history, 3):
         return None
-    bucket, chosen, groups = bucket_of(points, at, zone)
-    xy = {id(p): (_hours(p.at), _forward(metric, p.value)) for g in (chosen, *groups) for p in g}
+    xy = {i: (hours[i], _forward(metric, finite[i].value)) for g in (chosen, *groups) for i in g}
 
-    def pairs(group: Sequence[Point]) -> list[tuple[float, float]]:
-        return [xy[id(p)] for p in group]
+    def pairs(group: Sequence[int]) -> list[tuple[float, float]]:
+        return [xy[i] for i in group]
 
     trend = None
     if len(groups) > 1:  # a weekday's few points: the trend of the same hour on every day
