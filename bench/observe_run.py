@@ -1,0 +1,195 @@
+"""bench/observe.py's default: the hourly run with and without measuring (see bench/observe.py).
+
+Not run on its own: `.venv/bin/python bench/observe.py [options]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import run as runs_bench  # noqa: E402  (bench/run.py: workers, throwaway databases, the project)
+
+TARGET = 1.10
+SCHEMA = "analytics"
+HISTORY_WEEKS = 8  # runner.observe.anomalies.SEASON_WEEKS: as far back as the detector looks
+
+
+def seed_history(now: dt.datetime) -> int:
+    """Give each model a history copied from its newest measurement: every hour of the last day, and
+    the same and the next hour of each day of the last HISTORY_WEEKS weeks (the detector reads the
+    newest 24 and the same local hour of the last 8 weeks). Rows vary by a few per mille, as a quiet
+    table does. Returns the rows written."""
+    import random
+
+    from runner.models import MeasureKind, Measurement
+
+    rng = random.Random(7)
+    latest: dict[str, Measurement] = {}
+    for m in Measurement.objects.filter(kind=MeasureKind.PRODUCTION, error="").order_by("measured_at"):
+        latest[m.model] = m
+    hours = sorted({h for h in range(1, 25)} | {24 * d + k for d in range(1, 7 * HISTORY_WEEKS + 1) for k in (-1, 0)})
+    batch: list[Measurement] = []
+    written = 0
+    for m in latest.values():
+        for h in hours:
+            rows = None if m.rows is None else max(0, round(m.rows * (1 + rng.gauss(0, 0.003))))
+            batch.append(Measurement(model=m.model, kind=m.kind, schema=m.schema, measured_at=now - dt.timedelta(hours=h),
+                                     rows=rows, seconds=m.seconds, bytes=m.bytes, measure_seconds=m.measure_seconds,
+                                     columns=m.columns))
+        if len(batch) >= 5000:
+            Measurement.objects.bulk_create(batch)
+            written += len(batch)
+            batch = []
+    Measurement.objects.bulk_create(batch)
+    return written + len(batch)
+
+
+def wait_for_scans(models: int, timeout: float) -> int:
+    """Wait until the warm-up's PII scans are done (one audit entry per model; or no new one for 20 s),
+    or `timeout`."""
+    from models_service.models import AuditEntry
+    from runner.observe.pii import SCAN_ACTION
+
+    deadline = time.monotonic() + timeout
+    done, still = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now = AuditEntry.objects.filter(action=SCAN_ACTION).values("object_id").distinct().count()
+        if now != done:
+            done, still = now, time.monotonic()
+        if done >= models or time.monotonic() - still > 20:
+            break
+        time.sleep(1)
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The hourly run with and without measuring (issue 9, item 1).")
+    parser.add_argument("--models", type=int, default=500)
+    parser.add_argument("--rows", type=int, default=200_000, help="rows per source table (default 200000)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2, as scripts/prod)")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds of (plain, measured); the best of each kept")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--concurrency", type=int, default=4, help="DMAAS_WAREHOUSE_CONCURRENCY (default 4)")
+    parser.add_argument("--database-url", default=runs_bench.DEFAULT_POSTGRES)
+    parser.add_argument("--redis-url", default=runs_bench.DEFAULT_REDIS)
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds a run may take (default 1800)")
+    parser.add_argument("--work", type=Path, help="keep the repository, warehouse and worker logs here")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    args = parser.parse_args(argv)
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="dmaas-bench-observe-"))
+    work.mkdir(parents=True, exist_ok=True)
+    var_dir = work / "var"
+    prefix = f"dmaas-bench-observe-{os.getpid()}-{secrets.token_hex(3)}:"
+    drop = None
+    status = 0
+    started = time.perf_counter()
+    try:
+        portal_url, drop = runs_bench.throwaway_database(args.database_url, f"dmaas_bench_observe_{os.getpid()}")
+        (work / "warehouse").mkdir(exist_ok=True)
+        warehouse_url = f"duckdb:///{work / 'warehouse' / 'warehouse.duckdb'}"
+        (work / "settings").mkdir(exist_ok=True)
+        (work / "settings" / "bench_run_settings.py").write_text(runs_bench.SETTINGS_MODULE)
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("PYTHONDONTWRITEBYTECODE", "DATABASE_URL", "DMAAS_MEASURE_BUILDS")}
+        env.update(DJANGO_SETTINGS_MODULE="bench_run_settings", DATABASE_URL=portal_url,
+                   PYTHONPATH=os.pathsep.join([str(work / "settings"), str(ROOT)]),
+                   DMAAS_REPO=str(work / "data-models.git"), DMAAS_REPO_REMOTE="", DMAAS_WAREHOUSE=warehouse_url,
+                   DMAAS_VAR_DIR=str(var_dir), DMAAS_SECRET_KEY=secrets.token_urlsafe(64), DMAAS_DEBUG="0",
+                   DMAAS_WAREHOUSE_CONCURRENCY=str(args.concurrency), DMAAS_BENCH_REDIS_PREFIX=prefix)
+        print(f"observe benchmark (the hourly run): {args.models} models, 4 sources x {args.rows} rows, "
+              f"{args.workers} worker(s), {args.repeat} round(s), work dir {work}")
+        runs_bench.setup_django(env, work / "settings")
+
+        from django.utils import timezone
+
+        from models_service.git_store import MAIN_REF, Edit
+        from models_service.repo import PORTAL, get_store
+        from runner.models import Schedule
+
+        files = runs_bench.project_files(args.models, args.seed, work, portable=False)
+        get_store().commit(MAIN_REF, lambda snap: Edit(files, f"{args.models} generated models"), author=PORTAL)
+        runs_bench.create_sources(warehouse_url, args.rows, args.seed)
+        schedule = Schedule.objects.get()  # the hourly default, made by migrate: every model
+        staging = sorted(Path(p).stem for p in files if p.startswith("models/staging/") and p.endswith(".sql"))
+        warmup = Schedule.objects.create(name="bench warm-up", cron="", select=" ".join(staging[:args.workers]))
+        slots = iter(dt.datetime(2030, 1, 1, tzinfo=dt.UTC) + dt.timedelta(hours=h) for h in range(10_000))
+
+        def one(measure: bool) -> dict[str, Any]:
+            options = SimpleNamespace(no_measure=not measure, redis_url=args.redis_url, cold=False,
+                                      timeout=args.timeout, repeat=1)
+            result = runs_bench.bench_config("redis", args.workers, schedule_id=schedule.pk, warmup_id=warmup.pk,
+                                             base_env=env, args=options, prefix=prefix, var_dir=var_dir,
+                                             logs=work / "logs", next_slot=lambda: next(slots))
+            return result["best"]
+
+        t0 = time.perf_counter()
+        first = one(True)
+        scanned = wait_for_scans(args.models, timeout=600)
+        seeded = seed_history(timezone.now())
+        print(f"  steady state: first measured run {first['wall_seconds']:.1f} s, PII scans {scanned}, "
+              f"{seeded} history rows seeded ({time.perf_counter() - t0:.0f} s)")
+        plain: list[float] = []
+        measured: list[float] = []
+        for round_no in range(max(1, args.repeat)):
+            for measure in ((False, True) if round_no % 2 == 0 else (True, False)):
+                best = one(measure)
+                (measured if measure else plain).append(best["wall_seconds"])
+                print(f"  round {round_no + 1} {'measured' if measure else 'plain':<9}{best['wall_seconds']:8.2f} s  "
+                      f"({best['nodes']} nodes, SQL {best['warehouse_seconds_sum']:.1f} s in tasks)", flush=True)
+        ratio = min(measured) / min(plain)
+        from runner.models import Anomaly, Measurement
+
+        result = {"mode": "hourly run", "models": args.models, "rows_per_source": args.rows, "workers": args.workers,
+                  "rounds": args.repeat, "plain_seconds": plain, "measured_seconds": measured,
+                  "best_plain": min(plain), "best_measured": min(measured), "ratio": ratio, "target": TARGET,
+                  "pass": ratio <= TARGET, "measurements": Measurement.objects.count(),
+                  "anomalies": Anomaly.objects.count(), "environment": runs_bench.environment(),
+                  "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                  "seconds": round(time.perf_counter() - started, 1)}
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "observe.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+        print(f"\n  best plain run       {min(plain):8.2f} s")
+        print(f"  best measured run    {min(measured):8.2f} s   (anomalies raised in all: {result['anomalies']})")
+        print(f"  ratio measured/plain {ratio:8.3f}   target <= {TARGET:.2f}  {'PASS' if ratio <= TARGET else 'FAIL'}")
+        load = os.getloadavg()[0]
+        if load > (os.cpu_count() or 1) / 2:
+            print(f"  warning: load average {load:.1f} on {os.cpu_count()} CPUs; the figures are noisy")
+        print(f"  figures: {args.out / 'observe.json'}")
+    except runs_bench.BenchFailed as err:
+        print(f"\nBENCHMARK FAILED: {err}", file=sys.stderr)
+        status = 1
+    finally:
+        with contextlib.suppress(Exception):
+            import redis
+
+            client = redis.Redis.from_url(args.redis_url, socket_connect_timeout=3)
+            keys = list(client.scan_iter(match=f"{prefix}*"))
+            if keys:
+                client.delete(*keys)
+        if drop is not None:
+            try:
+                drop()
+            except Exception as err:  # noqa: BLE001 - reported; the work dir is still cleaned
+                print(f"warning: could not drop the throwaway database: {err}", file=sys.stderr)
+        if args.work is None and status == 0:
+            shutil.rmtree(work, ignore_errors=True)
+        elif status:
+            print(f"work dir kept for inspection: {work}", file=sys.stderr)
+    return status
