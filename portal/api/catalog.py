@@ -57,6 +57,8 @@ class StatsSerializer(serializers.Serializer):
     nulls = serializers.IntegerField(required=False)
     null_fraction = serializers.FloatField(required=False)
     distinct = serializers.IntegerField(required=False)
+    sample = serializers.IntegerField(required=False, help_text="rows measured, when the relation was measured on "
+                                      "a sample (null and top counts scaled up; distinct and mean are the sample's)")
     min = serializers.JSONField(required=False, help_text="••• for a confirmed PII column you may not see")
     max = serializers.JSONField(required=False)
     mean = serializers.JSONField(required=False)

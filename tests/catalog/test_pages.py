@@ -34,6 +34,15 @@ def pii(column, status="confirmed", model="orders"):
                                  detected_at=timezone.now())
 
 
+def test_statistics_measured_on_a_sample_say_so(project, client, analyst):
+    built()
+    measured(amount={"type": "DOUBLE", "nulls": 2000, "null_fraction": 0.02, "mean": 20.5, "sample": 10000},
+             order_id={"type": "BIGINT", "nulls": 0, "null_fraction": 0.0, "distinct": 42})
+    client.force_login(analyst)
+    text = client.get("/catalog/orders/").content.decode()
+    assert text.count('data-stat="sample"') == 1 and "10000 rows" in text
+
+
 def test_the_search_page_ranks_and_says_why(project, client, analyst):
     client.force_login(analyst)
     page = client.get("/catalog/", {"q": "orders"})
