@@ -11,6 +11,7 @@ keystroke costs the render and parse of the text being typed, plus lookups.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from runner.engine.project import Project
 
 from .checks import _LRU, NodeInfo, ProjectView, validate_text
 
+log = logging.getLogger(__name__)
 MAX_SQL_BYTES = 256 * 1024
 _MAIN_NODES = _LRU(4)  # main sha -> {(kind, name): NodeInfo}
 _OVERLAYS = _LRU(256)  # (branch, sha) -> {(kind, name): NodeInfo | None (deleted)}
@@ -131,7 +133,11 @@ def _column_readers(commit: str, main_sha: str, schema: str) -> Callable[[str, l
                 manifest = runs.manifest_for(sha, schema)
             except ProjectError:
                 continue
-            return lineage.column_readers(manifest, name, columns)
+            try:
+                return lineage.column_readers(manifest, name, columns)
+            except Exception:  # noqa: BLE001 - a warning's source failing must not fail the editor's checks
+                log.exception("column lineage of %s at %s failed", name, sha)
+                return None
         return None
 
     return readers
