@@ -114,21 +114,32 @@ def project_view(change: ChangeRequest | None) -> ProjectView:
     baseline = {name: n for (kind, name), n in main.items() if kind != NodeKind.SOURCE}
     view = ProjectView(nodes.values(), env=compiler.env, macros=set(compiler._macros), dialect=warehouse,
                        target_schema=schema, read_blob=lambda blob: _read(store, blob), env_key=context.key,
-                       baseline=baseline, problems=problems, column_readers=_column_readers(commit, main_sha, schema))
+                       baseline=baseline, problems=problems,
+                       column_readers=_column_readers(commit, main_sha, schema, _touched(main, nodes)))
     _VIEWS.put(key, view)
     return view
 
 
-def _column_readers(commit: str, main_sha: str, schema: str) -> Callable[[str, list[str]], Any]:
+def _touched(main: dict[tuple[str, str], NodeInfo], nodes: dict[tuple[str, str], NodeInfo]) -> dict[str, NodeInfo]:
+    """The models the change adds, edits or deletes, as they are in the change (deleted: as on main)."""
+    out = {name: node for (kind, name), node in nodes.items() if kind != NodeKind.SOURCE and main.get((kind, name)) != node}
+    out.update({name: node for (kind, name), node in main.items() if kind != NodeKind.SOURCE and (kind, name) not in nodes})
+    return out
+
+
+def _column_readers(commit: str, main_sha: str, schema: str, touched: dict[str, NodeInfo]
+                    ) -> Callable[[str, list[str]], Any]:
     """The breaking-change warning's readers: column lineage (runner.lineage.column_readers) over the
-    project compiled at the change's head, so a model below that the change already updated is read
-    as updated; at main's when the head does not compile. Compiled and traced only when a column
-    goes (runner.runs caches the compile per commit, runner.lineage the answer per model)."""
+    compiled project. Over main's (compiled once per main commit and process) when the change touches
+    no model that reads the column's model; over the change's head when it does, so a reader the change
+    already updated is read as updated (compiled once per saved head). Either way, the other when that
+    one does not compile. Compiled and traced only when a column goes; runner.lineage caches each answer."""
 
     def readers(name: str, columns: list[str]) -> Any:
         from runner import lineage, runs
 
-        for sha in dict.fromkeys(s for s in (commit, main_sha) if s):
+        below = any(name in node.depends_on for node in touched.values())
+        for sha in dict.fromkeys(s for s in ((commit, main_sha) if below else (main_sha, commit)) if s):
             try:
                 manifest = runs.manifest_for(sha, schema)
             except ProjectError:
