@@ -220,6 +220,9 @@ DMAAS_PREVIEW_WAIT_SECONDS = env_int("DMAAS_PREVIEW_WAIT_SECONDS", 60, minimum=1
 # posted as JSON, besides the e-mails to platform admins.
 DMAAS_WAREHOUSE_CONCURRENCY = env_int("DMAAS_WAREHOUSE_CONCURRENCY", 4, minimum=1)
 DMAAS_MODEL_TIME_LIMIT = env_int("DMAAS_MODEL_TIME_LIMIT", 900, minimum=10)
+# Celery's hard limit of one run node (runner.tasks.run_node): the model's limit cancels its query
+# first; this kills a worker stuck outside the warehouse (the soft limit is a minute earlier).
+DMAAS_RUN_NODE_TIME_LIMIT = DMAAS_MODEL_TIME_LIMIT + 120
 # Measure each production build (runner/observe): statistics, anomalies, PII scans. Off only to time
 # the orchestration alone (bench/run.py --no-measure).
 DMAAS_MEASURE_BUILDS = env_bool("DMAAS_MEASURE_BUILDS", True)
@@ -398,10 +401,10 @@ if _scheme == "filesystem":
     CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_transport_options(VAR_DIR / "celery")
 elif _scheme in ("redis", "rediss"):
     _visibility = env_int("DMAAS_REDIS_VISIBILITY_TIMEOUT", 7200, minimum=1)
-    if _visibility <= CELERY_TASK_TIME_LIMIT:
+    if _visibility <= max(CELERY_TASK_TIME_LIMIT, DMAAS_RUN_NODE_TIME_LIMIT):
         raise ImproperlyConfigured(
-            "DMAAS_REDIS_VISIBILITY_TIMEOUT must exceed DMAAS_TASK_TIME_LIMIT, "
-            "or Redis hands a still-running task to a second worker."
+            "DMAAS_REDIS_VISIBILITY_TIMEOUT must exceed DMAAS_TASK_TIME_LIMIT and a run node's limit "
+            "(DMAAS_MODEL_TIME_LIMIT + 120 s), or Redis hands a still-running task to a second worker."
         )
     CELERY_BROKER_TRANSPORT_OPTIONS = redis_transport_options(_visibility)
     if DMAAS_COPY:

@@ -23,7 +23,7 @@ from runner.models import MeasureKind, Measurement, NodeRun, NodeStatus, PiiStat
 from runner.observe import pii
 
 N = NodeStatus
-FINISHED = (N.SUCCESS, N.ERROR, N.SKIPPED, N.PASS, N.WARN, N.FAIL)
+FINISHED = (N.SUCCESS, N.ERROR, N.TIMEOUT, N.SKIPPED, N.PASS, N.WARN, N.FAIL)
 VALUE_STATS = ("min", "max", "mean", "stddev", "top")  # statistics that show values of the data
 COUNT_STATS = ("nulls", "null_fraction", "distinct", "sample")  # sample: rows measured, when a sample
 KIND_PREFERENCE = {NodeKind.MODEL: 0, NodeKind.SEED: 1, NodeKind.SOURCE: 2}

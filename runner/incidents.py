@@ -29,6 +29,7 @@ from .models import Incident, IncidentCause, IncidentStatus
 log = logging.getLogger(__name__)
 C, S = IncidentCause, IncidentStatus
 OPEN = (S.OPEN, S.ACKNOWLEDGED)
+RESOLVED_BY_SUCCESS = (C.MODEL_FAILED, C.TIMEOUT, C.TEST_FAILED)  # a later good build ends them
 
 
 def _owner(subject: str) -> str:
@@ -89,12 +90,15 @@ def after_node(run: Any, results: list[Any], manifest: Any) -> None:
     """Open or attach incidents for a node's failures; resolve the model's open ones on success."""
     for result in results:
         if result.resource_type in ("model", "seed"):
-            if result.status == "error" and not (result.message or "").startswith("not deployed"):
+            if result.status == "timeout":
+                report(result.name, C.TIMEOUT, result.message or "timeout", run=run,
+                       hooks=hooks_of(manifest, result.name))
+            elif result.status == "error" and not (result.message or "").startswith("not deployed"):
                 report(result.name, C.MODEL_FAILED, result.message or "error", run=run,
                        hooks=hooks_of(manifest, result.name))
             elif result.status == "success":
                 resolve_by_success(result.name, run)
-        elif result.resource_type == "test" and result.status in ("fail", "error"):
+        elif result.resource_type == "test" and result.status in ("fail", "error", "timeout"):
             model = (result.test or {}).get("model") or result.name
             report(model, C.TEST_FAILED, f"{result.name}: {result.message or result.status}", run=run,
                    hooks=hooks_of(manifest, model))
@@ -103,7 +107,7 @@ def after_node(run: Any, results: list[Any], manifest: Any) -> None:
 def resolve_by_success(subject: str, run: Any) -> int:
     now = timezone.now()
     ids = list(Incident.objects.filter(subject=subject, status__in=OPEN,
-                                       cause__in=(C.MODEL_FAILED, C.TEST_FAILED)).values_list("pk", flat=True))
+                                       cause__in=RESOLVED_BY_SUCCESS).values_list("pk", flat=True))
     if not ids:
         return 0
     done = Incident.objects.filter(pk__in=ids, status__in=OPEN).update(

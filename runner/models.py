@@ -245,11 +245,12 @@ class NodeStatus(models.TextChoices):
     PASS = "pass", "Passed"
     WARN = "warn", "Warned"
     FAIL = "fail", "Failed"
+    TIMEOUT = "timeout", "Timed out"  # past its time limit: the query was cancelled (RELIABILITY F7)
 
 
-NODE_DONE = (NodeStatus.SUCCESS, NodeStatus.ERROR, NodeStatus.SKIPPED, NodeStatus.PASS, NodeStatus.WARN,
-             NodeStatus.FAIL)
-NODE_BAD = (NodeStatus.ERROR, NodeStatus.FAIL, NodeStatus.SKIPPED)
+NODE_FAILED = (NodeStatus.ERROR, NodeStatus.TIMEOUT, NodeStatus.FAIL)  # what fails a run
+NODE_DONE = (NodeStatus.SUCCESS, NodeStatus.SKIPPED, NodeStatus.PASS, NodeStatus.WARN, *NODE_FAILED)
+NODE_BAD = (*NODE_FAILED, NodeStatus.SKIPPED)
 
 
 class NodeRun(models.Model):
@@ -288,6 +289,7 @@ class NodeRun(models.Model):
 
 class IncidentCause(models.TextChoices):
     MODEL_FAILED = "model_failed", "A model failed to build"
+    TIMEOUT = "timeout", "A model ran past its time limit"
     TEST_FAILED = "test_failed", "A data test failed"
     RUN_LATE = "run_late", "A scheduled run is late"
     RUN_SKIPPED = "run_skipped", "A scheduled run was skipped"

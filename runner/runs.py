@@ -43,7 +43,7 @@ from runner.engine.project import MappingSource, load_project
 
 from . import incidents, preview, slots
 from . import warehouse as wh
-from .models import NODE_BAD, NODE_DONE, NodeRun, NodeStatus, OnOverlap, Run, RunStatus, Schedule
+from .models import NODE_BAD, NODE_DONE, NODE_FAILED, NodeRun, NodeStatus, OnOverlap, Run, RunStatus, Schedule
 
 log = logging.getLogger(__name__)
 N, R = NodeStatus, RunStatus
@@ -403,7 +403,7 @@ def finish_if_done(run_id: int) -> Run | None:
         return None
     if not Run.objects.filter(pk=run_id, status=R.RUNNING).exclude(sha="").exists():
         return None  # not running, or still being planned (_plan sets sha once its nodes exist)
-    bad = NodeRun.objects.filter(run_id=run_id, status__in=(N.ERROR, N.FAIL)).count()
+    bad = NodeRun.objects.filter(run_id=run_id, status__in=NODE_FAILED).count()
     skipped = NodeRun.objects.filter(run_id=run_id, status=N.SKIPPED).count()
     status = R.FAILED if bad or skipped else R.SUCCESS
     total = NodeRun.objects.filter(run_id=run_id).count()
@@ -554,9 +554,10 @@ def execute_node(node_id: int, worker: str | None = None) -> str:
         log.exception("node %s of run %s failed to run", node.name, run.pk)
         results = [NodeResult(unique_id=node.unique_id, resource_type=node.resource_type, name=node.name,
                               status="error", message=f"The node could not run: {err}")]
-    if limit.fired:
+    if limit.fired:  # its own status (RELIABILITY F7): never retried, an incident of its own cause
         for result in results:
             if result.unique_id in by_uid and result.status == "error":
+                result.status = N.TIMEOUT.value
                 result.message = (f"{TIMED_OUT} after {limit.seconds:g} s, its time limit: the query was "
                                   "cancelled and the old relation keeps serving.")
     mine = next((r for r in results if r.unique_id == node.unique_id), None)
@@ -593,15 +594,16 @@ def execute_node(node_id: int, worker: str | None = None) -> str:
 
 def _retries(run: Run, node: NodeRun, result: NodeResult) -> int:
     """Attempts a failed node gets: meta retries N (on_failure: retry), else 3 for a passing error
-    (a lost connection, a lock timeout), else 1."""
+    (a lost connection, a lock timeout), else 1. A node past its time limit has status timeout, not
+    error, and is never retried: its query would only time out again."""
     meta = _meta(run, node.unique_id)
     if meta.get("on_failure") == "retry" or "retries" in meta:
         try:
             return 1 + max(0, min(int(meta.get("retries", 2)), 10))
         except (TypeError, ValueError):
             return 1
-    if (result.message or "").startswith(("not deployed", TIMED_OUT)):
-        return 1  # a timed-out query would only time out again
+    if (result.message or "").startswith("not deployed"):
+        return 1
     return TRANSIENT_RETRIES if TRANSIENT.search(result.message or "") else 1
 
 

@@ -63,10 +63,12 @@ def drop_ci_schema(change_id: int) -> str:
 # --------------------------------------------------------------------------- production runs (runner.runs)
 
 
-def _model_time_limit() -> int:
+def _node_time_limit() -> int:
+    """Celery's hard limit of a run node (settings: the model's limit + 2 minutes; Redis's visibility
+    timeout must exceed it, which the settings check)."""
     from django.conf import settings
 
-    return int(getattr(settings, "DMAAS_MODEL_TIME_LIMIT", 900))
+    return int(getattr(settings, "DMAAS_RUN_NODE_TIME_LIMIT", 1020))
 
 
 @shared_task(name="runner.tasks.fire_schedule", ignore_result=True, acks_late=True)
@@ -93,7 +95,7 @@ def start_run(run_id: int) -> str:
 
 
 @shared_task(name="runner.tasks.run_node", ignore_result=True, acks_late=True, bind=True,
-             soft_time_limit=_model_time_limit() + 60, time_limit=_model_time_limit() + 120)
+             soft_time_limit=_node_time_limit() - 60, time_limit=_node_time_limit())
 def run_node(self, node_id: int) -> str:
     """Build or test one node of a run, then dispatch what it unblocks (runner.runs.execute_node).
     The model's own time limit cancels its query first (runner.runs._TimeLimit); Celery's limits, a

@@ -32,12 +32,12 @@ from runner.models import NodeRun, NodeStatus, OnOverlap, Run, RunStatus, Schedu
 PAGE_SIZE = 50
 N = NodeStatus
 PASSED = (N.SUCCESS, N.PASS, N.WARN)
-FAILED = (N.ERROR, N.FAIL)
+FAILED = (N.ERROR, N.TIMEOUT, N.FAIL)
 DONE = (*PASSED, *FAILED, N.SKIPPED)
 # Short words for a node's status in the table (the model's labels are sentences).
 NODE_WORDS = {
     N.PENDING: "waiting", N.QUEUED: "queued", N.RUNNING: "running", N.SUCCESS: "built", N.ERROR: "error",
-    N.SKIPPED: "skipped", N.PASS: "passed", N.WARN: "warned", N.FAIL: "failed",
+    N.TIMEOUT: "timed out", N.SKIPPED: "skipped", N.PASS: "passed", N.WARN: "warned", N.FAIL: "failed",
 }
 NEXT_SLOTS = 3  # slots shown per schedule on "what runs next"
 DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")

@@ -4,16 +4,20 @@ between its nodes (lingering) without keeping another process from it (the per-n
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from runner import runs
 from runner import warehouse as wh
 from runner.models import Incident, NodeRun, Schedule
+from tests.personas import make_user
+from tests.portal.test_settings import PRODUCTION, start_django
 from tests.runner.test_runs import commit_to_main, drain, statuses
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,26 +31,54 @@ def slot(hour: int) -> dt.datetime:
     return dt.datetime(2026, 12, 2, hour, tzinfo=dt.UTC)
 
 
+@pytest.fixture
+def admin(db):
+    return make_user("adam", "admin")
+
+
+def _still_running(warehouse, marker: str) -> list[tuple]:
+    """PostgreSQL backends of the warehouse's database still running a statement with `marker`."""
+    with psycopg.connect(warehouse.url, autocommit=True) as conn:
+        return conn.execute("select pid from pg_stat_activity where datname = current_database() and "
+                            "pid <> pg_backend_pid() and state = 'active' and query like %s",
+                            (f"%{marker}%",)).fetchall()
+
+
 @pytest.mark.django_db
-def test_a_model_past_its_time_limit_is_cancelled_and_the_old_table_keeps_serving(warehouse, settings):
+def test_a_model_past_its_time_limit_times_out_its_query_is_cancelled_and_the_old_table_serves(
+        warehouse, settings, admin):
+    """RELIABILITY F7: status "timeout" (not "error"), not retried even when its meta asks for retries,
+    its query cancelled, its temporary relation gone, the old table serving, the child skipped, an
+    incident of its own cause, and the Retry button takes it up."""
     commit_to_main({"models/a.sql": "{{ config(materialized='table') }}select 7 as id",
                     "models/b.sql": "select * from {{ ref('a') }}"})
     assert drain(runs.fire_schedule(Schedule.objects.get().pk, slot(9))).status == "success"
     settings.DMAAS_MODEL_TIME_LIMIT = 1
-    commit_to_main({"models/a.sql": "{{ config(materialized='table') }}" + SLOW[warehouse.kind]})
+    commit_to_main({"models/a.sql": "{{ config(materialized='table', meta={'retries': 2}) }}" + SLOW[warehouse.kind]})
     started = time.monotonic()
     run = drain(runs.fire_schedule(Schedule.objects.get().pk, slot(10)))
     elapsed = time.monotonic() - started
     assert elapsed < 20, f"the query was not cancelled: the run took {elapsed:.1f} s"
-    assert statuses(run) == {"a": "error", "b": "skipped"}
+    assert statuses(run) == {"a": "timeout", "b": "skipped"}
+    assert run.status == "failed" and run.message == "0 of 2 nodes passed, 1 failed, 1 skipped"
     node = NodeRun.objects.get(run=run, name="a")
     assert node.message.startswith("Timed out after 1 s") and node.attempts == 1  # not retried
+    assert NodeRun.objects.get(run=run, name="b").cause == "model.data_models.a"
+    if warehouse.kind == "postgres":
+        assert _still_running(warehouse, "range(") == [] and _still_running(warehouse, "generate_series(1, 1") == []
     assert warehouse.rows("select id from analytics.a") == [(7,)]  # wholly old
     leftovers = warehouse.rows("select table_name from information_schema.tables where table_schema = 'analytics' "
                                "and table_name not in ('a', 'b')")
     assert leftovers == []  # the temporary relation went with the rollback
     incident = Incident.objects.get(subject="a")
-    assert "Timed out" in incident.error
+    assert (incident.cause, incident.status) == ("timeout", "open") and "Timed out" in incident.error
+    # the Retry button re-runs the timed-out model and what it skipped; a good build resolves the incident
+    settings.DMAAS_MODEL_TIME_LIMIT = 900
+    commit_to_main({"models/a.sql": "{{ config(materialized='table') }}select 8 as id"})
+    retry = drain(runs.retry_run(admin, run))
+    assert retry.select == "a b" and statuses(retry) == {"a": "success", "b": "success"}
+    incident.refresh_from_db()
+    assert incident.status == "resolved"
 
 
 @pytest.mark.django_db
@@ -56,7 +88,7 @@ def test_meta_time_limit_shortens_the_default_for_one_model(duck):
     started = time.monotonic()
     run = drain(runs.fire_schedule(Schedule.objects.get().pk, slot(11)))
     assert time.monotonic() - started < 20
-    assert statuses(run) == {"slow": "error", "quick": "success"}
+    assert statuses(run) == {"slow": "timeout", "quick": "success"}
     assert NodeRun.objects.get(run=run, name="slow").message.startswith("Timed out after 1 s")
 
 
@@ -66,6 +98,27 @@ def test_the_time_limit_from_meta_is_read_safely(settings):
     assert seconds({}) == 900 and seconds({"time_limit": 60}) == 60
     assert seconds({"time_limit": "soon"}) == 900 and seconds({"time_limit": -5}) == 900
     assert seconds({"time_limit": 5000}) == 900  # may shorten, never pass Celery's backstop
+
+
+@pytest.mark.parametrize("model_limit", ["900", "7100"])
+def test_redis_never_hands_a_running_node_to_a_second_worker(tmp_path, model_limit):
+    """Redis redelivers an unacknowledged message after its visibility timeout: it must exceed the
+    run_node task's hard limit (the model's limit + 2 minutes), or the settings refuse to start."""
+    code = ("import json; from django.conf import settings as s; from runner.tasks import run_node; "
+            "print(json.dumps({'visibility': s.CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'], "
+            "'hard': run_node.time_limit, 'soft': run_node.soft_time_limit}))")
+    env = PRODUCTION | {"CELERY_BROKER_URL": "redis://redis.internal:6379/0", "DMAAS_MODEL_TIME_LIMIT": model_limit}
+    result = start_django(tmp_path, env, code)
+    if model_limit == "900":
+        assert result.returncode == 0, result.stderr
+        found = json.loads(result.stdout)
+        assert found["visibility"] > found["hard"] == 1020 and found["soft"] == 960
+    else:  # 7100 + 120 s is past the default visibility timeout of 7200 s
+        assert result.returncode != 0 and "DMAAS_REDIS_VISIBILITY_TIMEOUT must exceed" in result.stderr
+        env["DMAAS_REDIS_VISIBILITY_TIMEOUT"] = "9000"
+        result = start_django(tmp_path, env, code)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["hard"] == 7220
 
 
 # --------------------------------------------------------------------------- lingering
