@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.request
 from typing import Any
 
@@ -58,6 +59,9 @@ def report(subject: str, cause: str, error: str, *, run: Any = None, deployment:
         except IntegrityError:
             continue  # opened by another worker a moment ago: attach to it
         audit.record(None, "incident.open", incident, source="worker", details={"cause": cause})
+        if cause in RESOLVED_BY_SUCCESS:
+            for _, subjects in list(_open_subjects.values()):
+                subjects.add(subject)
         transaction.on_commit(lambda pk=incident.pk: notify(pk, "opened", hooks))
         return incident
     raise RuntimeError("could not open or find the incident")  # pragma: no cover - three races in a row
@@ -96,12 +100,32 @@ def after_node(run: Any, results: list[Any], manifest: Any) -> None:
             elif result.status == "error" and not (result.message or "").startswith("not deployed"):
                 report(result.name, C.MODEL_FAILED, result.message or "error", run=run,
                        hooks=hooks_of(manifest, result.name))
-            elif result.status == "success":
+            elif result.status == "success" and _may_be_open(result.name, run):
                 resolve_by_success(result.name, run)
         elif result.resource_type == "test" and result.status in ("fail", "error", "timeout"):
             model = (result.test or {}).get("model") or result.name
             report(model, C.TEST_FAILED, f"{result.name}: {result.message or result.status}", run=run,
                    hooks=hooks_of(manifest, model))
+
+
+# The subjects with an incident that a good build resolves, read once per run and process and again
+# after OPEN_SUBJECTS_SECONDS: most nodes of a run build fine with nothing open, and asking for each
+# was a query per node. An incident opened by another process during the run is seen that much later
+# (or by the next run); one this process opens is added at once.
+OPEN_SUBJECTS_SECONDS = 10.0
+_open_subjects: dict[Any, tuple[float, set[str]]] = {}
+
+
+def _may_be_open(subject: str, run: Any) -> bool:
+    key = getattr(run, "pk", None)
+    now = time.monotonic()
+    cached = _open_subjects.get(key)
+    if key is None or cached is None or now - cached[0] > OPEN_SUBJECTS_SECONDS:
+        subjects = set(Incident.objects.filter(status__in=OPEN, cause__in=RESOLVED_BY_SUCCESS).order_by()
+                       .values_list("subject", flat=True).distinct())
+        _open_subjects.clear()  # one run at a time per target: the last one is enough
+        cached = _open_subjects[key] = (now, subjects)
+    return subject in cached[1]
 
 
 def resolve_by_success(subject: str, run: Any) -> int:

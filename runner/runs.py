@@ -24,12 +24,15 @@ import os
 import re
 import socket
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from models_service import access, audit
@@ -287,7 +290,8 @@ def start_run(run: Run, *, on_overlap: str = OnOverlap.SKIP) -> Run:
         _start_next_queued(run.target)
         return run
     run.refresh_from_db()
-    dispatch(run, [n for n in NodeRun.objects.filter(run=run, status=N.PENDING) if not n.parents and not n.gated_by])
+    dispatch(run, [n for n in NodeRun.objects.filter(run=run, status=N.PENDING).defer("compiled_sql")
+                   if not n.parents and not n.gated_by])
     finish_if_done(run.pk)
     run.refresh_from_db()
     return run
@@ -312,67 +316,182 @@ def _plan(run: Run) -> None:
     Run.objects.filter(pk=run.pk).update(sha=sha, nodes_total=len(rows))
 
 
+# --------------------------------------------------------------------------- a run's plan, in memory
+
+
+@dataclass(frozen=True)
+class Step:
+    """One node of a planned run, as its rows say once planned (they never change after)."""
+
+    pk: int
+    unique_id: str
+    name: str
+    resource_type: str
+    parents: tuple[str, ...]
+    gated: tuple[str, ...] = ()  # the tests run inside this model's transaction
+    children: tuple[str, ...] = ()  # the nodes dispatched after it (not gated ones)
+
+
+class Plan:
+    """A run's graph, read once per process (one query) instead of searching the rows for the
+    children of each finished node: what a node runs with it and what may run after it."""
+
+    def __init__(self, rows: list[tuple[int, str, str, str, list[str], str]]):
+        gated: dict[str, list[str]] = {}
+        children: dict[str, list[str]] = {}
+        for _, uid, _, _, parents, gated_by in rows:
+            if gated_by:
+                gated.setdefault(gated_by, []).append(uid)
+                continue
+            for parent in parents:
+                children.setdefault(parent, []).append(uid)
+        self.steps = {uid: Step(pk, uid, name, kind, tuple(parents), tuple(gated.get(uid, ())),
+                                tuple(children.get(uid, ())))
+                      for pk, uid, name, kind, parents, _ in rows}
+        self.by_pk = {step.pk: step for step in self.steps.values()}
+
+    def node(self, run: Run, uid: str, **fields: Any) -> NodeRun:
+        """The NodeRun of `uid` without reading its row (`fields`: what the caller knows of its state)."""
+        step = self.steps[uid]
+        return NodeRun(pk=step.pk, run=run, unique_id=uid, name=step.name, resource_type=step.resource_type,
+                       parents=list(step.parents), **fields)
+
+
+_PLANS: OrderedDict[tuple[int, Any], Plan] = OrderedDict()
+
+
+def plan_of(run: Run) -> Plan:
+    """The run's plan, read once per process (keyed by the run and its creation, as a test database
+    reuses ids)."""
+    key = (run.pk, run.created_at)
+    with _MANIFEST_LOCK:
+        if key in _PLANS:
+            _PLANS.move_to_end(key)
+            return _PLANS[key]
+    plan = Plan(list(NodeRun.objects.filter(run_id=run.pk).order_by("id").values_list(
+        "pk", "unique_id", "name", "resource_type", "parents", "gated_by")))
+    with _MANIFEST_LOCK:
+        _PLANS[key] = plan
+        while len(_PLANS) > 8:
+            _PLANS.popitem(last=False)
+    return plan
+
+
 # --------------------------------------------------------------------------- dispatching
 
 
-def dispatch(run: Run, nodes: list[NodeRun]) -> int:
-    """Queue these pending nodes (compare-and-set: a node is queued once) and send their tasks."""
-    sent = []
+def dispatch(run: Run, nodes: list[NodeRun]) -> list[int]:
+    """Queue these pending nodes (compare-and-set: a node is queued once) and send their tasks, in
+    one update and, after the commit, one connection to the broker."""
+    if not nodes:
+        return []
     now = timezone.now()
-    for node in nodes:
-        if NodeRun.objects.filter(pk=node.pk, status=N.PENDING).update(status=N.QUEUED, queued_at=now):
-            sent.append(node.pk)
-    if sent:
-        transaction.on_commit(lambda: _send(sent))
-    return len(sent)
+    ids = [n.pk for n in nodes]
+    moved = NodeRun.objects.filter(pk__in=ids, status=N.PENDING).update(status=N.QUEUED, queued_at=now)
+    if moved < len(ids):  # some were queued (or skipped) by another worker a moment ago: only ours
+        ids = list(NodeRun.objects.filter(pk__in=ids, status=N.QUEUED, queued_at=now).order_by()
+                   .values_list("pk", flat=True)) if moved else []
+    if ids:
+        transaction.on_commit(lambda: _send(ids))
+    return ids
 
 
 def _send(node_ids: list[int], countdown: float | None = None) -> None:
     from .tasks import run_node
 
-    for pk in node_ids:
-        run_node.apply_async((pk,), countdown=countdown)
+    if len(node_ids) == 1:
+        run_node.apply_async((node_ids[0],), countdown=countdown)
+        return
+    with run_node.app.producer_or_acquire() as producer:  # one connection for the lot
+        for pk in node_ids:
+            run_node.apply_async((pk,), countdown=countdown, producer=producer)
 
 
-def advance(run_id: int, finished: list[str]) -> None:
-    """After nodes finished: dispatch the children now ready; skip those below a failure (and theirs)."""
-    run = Run.objects.get(pk=run_id)
-    ready: list[NodeRun] = []
+Keep = Callable[[Step], bool]  # may this worker run that ready node itself, now (runner.tasks' budget)?
+
+
+def advance(run: Run | int, finished: list[str], *, known: dict[str, str] | None = None,
+            keep: tuple[str, Keep] | None = None) -> NodeRun | None:
+    """After nodes finished: dispatch the children now ready; skip those below a failure (and theirs).
+    `known`: uid -> status of nodes whose status the caller knows (no need to read them). `keep`
+    (worker, budget): claim one ready child for this worker to run next instead of sending it
+    (continuation); it is returned, running."""
+    run = run if isinstance(run, Run) else Run.objects.get(pk=run)
+    plan = plan_of(run)
+    known = dict(known or {})
     frontier = list(finished)
+    ready: list[Step] = []
     while frontier:
-        candidates = list(NodeRun.objects.filter(run_id=run_id, status=N.PENDING, gated_by="")
-                          .filter(_parents_any(frontier)))
+        candidates = list(dict.fromkeys(c for f in frontier for c in plan.steps[f].children))
         frontier = []
         if not candidates:
             break
-        wanted = {p for c in candidates for p in c.parents}
-        status = dict(NodeRun.objects.filter(run_id=run_id, unique_id__in=wanted).values_list("unique_id", "status"))
-        for child in candidates:
-            states = [status.get(p) for p in child.parents]
+        wanted = {p for c in candidates for p in plan.steps[c].parents} | set(candidates)
+        if not all(p in known for c in candidates for p in plan.steps[c].parents):
+            pks = {plan.steps[u].pk: u for u in wanted}
+            known.update((pks[pk], status) for pk, status in NodeRun.objects.filter(pk__in=list(pks)).order_by()
+                         .values_list("pk", "status"))
+        for uid in candidates:
+            if known.get(uid, N.PENDING) != N.PENDING:
+                continue
+            child = plan.steps[uid]
+            states = [known.get(p) for p in child.parents]
             if not all(s in NODE_DONE for s in states):
                 continue
-            bad = [p for p in child.parents if status.get(p) in NODE_BAD]
-            if bad and run.status == R.RUNNING and not _continues(run, bad):
+            bad = [p for p in child.parents if known.get(p) in NODE_BAD]
+            if bad and not _continues(run, bad):
                 cause = bad[0]
                 if NodeRun.objects.filter(pk=child.pk, status=N.PENDING).update(
                         status=N.SKIPPED, cause=cause, finished_at=timezone.now(),
                         message=f"skipped because {cause.rsplit('.', 1)[-1]} failed"):
-                    _skip_gated(child, cause)
-                    frontier.append(child.unique_id)
-            elif run.status == R.RUNNING:
+                    _skip_gated(plan.node(run, uid), cause)
+                    known[uid] = N.SKIPPED
+                    frontier.append(uid)
+            else:
                 ready.append(child)
-    if ready:
-        dispatch(run, ready)
-    finish_if_done(run_id)
+    kept = None
+    if keep is not None:
+        worker, budget = keep
+        for child in ready:
+            if budget(child):
+                kept = _claim_pending(run, plan, child, worker)
+            if kept is not None:
+                ready.remove(child)
+                break
+    sent = dispatch(run, [plan.node(run, c.unique_id) for c in ready]) if ready else []
+    if kept is None and not sent:
+        finish_if_done(run.pk)  # nothing of this run goes on here: it may be the end
+    return kept
 
 
-def _parents_any(uids: list[str]):
-    from django.db.models import Q
+def _claim_pending(run: Run, plan: Plan, child: Step, worker: str) -> NodeRun | None:
+    """Take a ready node straight from pending to running for this worker (its first attempt), while
+    the run still runs (a cancelled run's pending nodes are skipped, so this fails then)."""
+    now = timezone.now()
+    if not NodeRun.objects.filter(pk=child.pk, status=N.PENDING, run__status=R.RUNNING).update(
+            status=N.RUNNING, worker=worker, queued_at=now, started_at=now, heartbeat_at=now, message="",
+            attempts=F("attempts") + 1):
+        return None
+    return plan.node(run, child.unique_id, status=N.RUNNING, worker=worker, queued_at=now, started_at=now,
+                     heartbeat_at=now, attempts=1)
 
-    q = Q()
-    for uid in uids:
-        q |= Q(parents__icontains=f'"{uid}"')
-    return q
+
+def _take_queued(run: Run, worker: str, budget: Keep) -> NodeRun | None:
+    """No child of its own is ready: take a node of the same run that waits in the broker's queue
+    (its message, when a worker gets it, finds it taken). Only first attempts: a retry waits out its
+    backoff. The run must still run (a cancelled run's queued nodes are skipped anyway)."""
+    plan = plan_of(run)
+    waiting = NodeRun.objects.filter(run_id=run.pk, status=N.QUEUED, attempts=0).order_by("id")
+    for pk in waiting.values_list("pk", flat=True)[:5]:
+        step = plan.by_pk.get(pk)
+        if step is None or not budget(step):
+            continue
+        now = timezone.now()
+        if NodeRun.objects.filter(pk=pk, status=N.QUEUED, attempts=0, run__status=R.RUNNING).update(
+                status=N.RUNNING, worker=worker, started_at=now, heartbeat_at=now, message="", attempts=1):
+            return plan.node(run, step.unique_id, status=N.RUNNING, worker=worker, started_at=now,
+                             heartbeat_at=now, attempts=1)
+    return None
 
 
 def _meta(run: Run, uid: str) -> dict[str, Any]:
@@ -403,10 +522,11 @@ def finish_if_done(run_id: int) -> Run | None:
         return None
     if not Run.objects.filter(pk=run_id, status=R.RUNNING).exclude(sha="").exists():
         return None  # not running, or still being planned (_plan sets sha once its nodes exist)
-    bad = NodeRun.objects.filter(run_id=run_id, status__in=NODE_FAILED).count()
-    skipped = NodeRun.objects.filter(run_id=run_id, status=N.SKIPPED).count()
+    counts = NodeRun.objects.filter(run_id=run_id).order_by().aggregate(
+        total=Count("id"), bad=Count("id", filter=Q(status__in=NODE_FAILED)),
+        skipped=Count("id", filter=Q(status=N.SKIPPED)))
+    total, bad, skipped = counts["total"], counts["bad"], counts["skipped"]
     status = R.FAILED if bad or skipped else R.SUCCESS
-    total = NodeRun.objects.filter(run_id=run_id).count()
     message = (f"{total - bad - skipped} of {total} nodes passed" + (f", {bad} failed" if bad else "")
                + (f", {skipped} skipped" if skipped else ""))
     if not Run.objects.filter(pk=run_id, status=R.RUNNING).update(status=status, finished_at=timezone.now(),
@@ -447,11 +567,12 @@ def _claim(node_id: int, worker: str) -> NodeRun | None:
         status=N.RUNNING, worker=worker, started_at=now, heartbeat_at=now, message="", attempts=F("attempts") + 1)
     if not updated:
         return None
-    return NodeRun.objects.select_related("run").get(pk=node_id)
+    return NodeRun.objects.select_related("run").defer("compiled_sql", "run__message").get(pk=node_id)
 
 
 class _Heartbeat:
-    """Beats the node's row while it runs, so the reconciler can tell a dead worker from a slow model."""
+    """Beats the node's row while it runs, so the reconciler can tell a dead worker from a slow model.
+    One thread per task: `node_id` moves on when the task goes on with the next node."""
 
     def __init__(self, node_id: int, every: float):
         self.node_id, self.every = node_id, every
@@ -522,9 +643,16 @@ def worker_name(hostname: str | None = None) -> str:
     return f"{hostname or socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def execute_node(node_id: int, worker: str | None = None) -> str:
-    """Run one queued node to its end (a task body); returns its status. Never raises for the node."""
-    node = _claim(node_id, worker or worker_name())
+def execute_node(node_id: int, worker: str | None = None, *, chain_seconds: float = 0.0) -> str:
+    """Run one queued node to its end (a task body); returns its status. Never raises for the node.
+
+    Continuation: while the task has been running less than `chain_seconds` minus the next node's
+    time limit (runner.tasks passes Celery's soft limit), a child this node made ready is claimed and
+    run here next, in the same task, holding on to the warehouse slot (and, on DuckDB, the open file:
+    Warehouse.hold), instead of going through the broker to whichever worker; the other ready children
+    are sent. With no child ready, a node of the run still waiting in the queue is taken instead."""
+    began, worker = time.monotonic(), worker or worker_name()
+    node = _claim(node_id, worker)
     if node is None:
         return NodeRun.objects.filter(pk=node_id).values_list("status", flat=True).first() or "missing"
     run = node.run
@@ -532,24 +660,55 @@ def execute_node(node_id: int, worker: str | None = None) -> str:
         NodeRun.objects.filter(pk=node.pk).update(status=N.SKIPPED, message="the run was cancelled",
                                                   finished_at=timezone.now())
         _skip_gated(node, node.unique_id)
-        advance(run.pk, [node.unique_id])
+        advance(run, [node.unique_id])
         return N.SKIPPED
-    gated = list(NodeRun.objects.filter(run=run, gated_by=node.unique_id))
-    by_uid = {node.unique_id: node, **{g.unique_id: g for g in gated}}
+
+    def budget(step: Step) -> bool:
+        limit = _TimeLimit.seconds_for(_meta(run, step.unique_id))
+        return time.monotonic() - began + limit < chain_seconds
+
+    keep = (worker, budget) if chain_seconds > 0 else None
+    # the heartbeat covers the wait for a warehouse slot too: a waiting node is alive, not dead
+    with _Heartbeat(node.pk, float(setting("DMAAS_NODE_HEARTBEAT_SECONDS", 10))) as beat, \
+            wh.get_warehouse().hold() as hold:
+        held: Any = None
+        try:
+            while True:
+                beat.node_id = node.pk
+                status, held, following = _run_one(run, node, held, keep)
+                hold.between_nodes()
+                if following is None and keep is not None and status in NODE_DONE:
+                    following = _take_queued(run, worker, budget)
+                if following is None:
+                    return status
+                node = following
+        finally:
+            if held is not None:
+                slots.give_back(held)
+
+
+def _run_one(run: Run, node: NodeRun, held: Any, keep: tuple[str, Keep] | None) -> tuple[str, Any, NodeRun | None]:
+    """Build one claimed node (with its gated tests), record it, advance the run: (its status, the
+    warehouse slot still held, the child this worker goes on with)."""
+    plan = plan_of(run)
+    step = plan.steps[node.unique_id]
+    by_uid = {step.unique_id: step.pk, **{u: plan.steps[u].pk for u in step.gated}}
     results: list[NodeResult] = []
     limit = _TimeLimit(_TimeLimit.seconds_for(_meta(run, node.unique_id)))
     try:
         manifest = manifest_for(run.sha, run.target)
-        # the heartbeat covers the wait for a warehouse slot too: a waiting node is alive, not dead
-        with _Heartbeat(node.pk, float(setting("DMAAS_NODE_HEARTBEAT_SECONDS", 10))), slots.slot(run.target, node):
-            node.started_at = timezone.now()
+        if held is None or not slots.hand_over(held, node):
+            if held is not None:
+                slots.give_back(held)
+            held = slots.claim(run.target, node)
+            node.started_at = timezone.now()  # in the warehouse from now: not while it waited for a slot
             NodeRun.objects.filter(pk=node.pk).update(started_at=node.started_at)
-            with wh.get_warehouse().build(linger=True) as adapter, limit.on(adapter):
-                options = RunOptions(command="build", threads=1, gate=True, on_result=results.append)
-                Executor(manifest, adapter, options).run(set(by_uid))
-                from .observe import record as observe  # measured in the lease, kept once the rows are saved
+        with wh.get_warehouse().build(linger=True) as adapter, limit.on(adapter):
+            options = RunOptions(command="build", threads=1, gate=True, on_result=results.append)
+            Executor(manifest, adapter, options).run(set(by_uid))
+            from .observe import record as observe  # measured in the lease, kept once the rows are saved
 
-                observe.measure_node(adapter, manifest, results, node)
+            observe.measure_node(adapter, manifest, results, node)
     except Exception as err:  # noqa: BLE001 - the platform failed: recorded on the node
         log.exception("node %s of run %s failed to run", node.name, run.pk)
         results = [NodeResult(unique_id=node.unique_id, resource_type=node.resource_type, name=node.name,
@@ -567,29 +726,32 @@ def execute_node(node_id: int, worker: str | None = None) -> str:
             status=N.QUEUED, queued_at=timezone.now(),
             message=f"attempt {node.attempts} failed, trying again in {backoff} s: {mine.message}")
         transaction.on_commit(lambda: _send([node.pk], countdown=backoff))
-        return N.QUEUED
+        return N.QUEUED, held, None
     now = timezone.now()
     for result in results:
-        row = by_uid.get(result.unique_id)
-        if row is None:
+        pk = by_uid.get(result.unique_id)
+        if pk is None:
             continue
         fields = {"status": result.status, "seconds": result.seconds, "rows": result.rows,
                   "failures": result.failures, "message": result.message or "", "finished_at": now,
                   "error_line": _line_of(result.message, result.resource_type), "cause": result.cause or ""}
-        if row is not node:
+        if pk != node.pk:
             fields.update(started_at=node.started_at, attempts=node.attempts, worker=node.worker)
-            NodeRun.objects.filter(pk=row.pk).update(**fields)
-        elif not NodeRun.objects.filter(pk=row.pk, status=N.RUNNING, attempts=node.attempts).update(**fields):
+            NodeRun.objects.filter(pk=pk).update(**fields)
+        elif not NodeRun.objects.filter(pk=pk, status=N.RUNNING, attempts=node.attempts).update(**fields):
             # this attempt was given up on (the reconciler re-queued the node): the newer one decides
-            return NodeRun.objects.filter(pk=node.pk).values_list("status", flat=True).first() or N.ERROR
+            status = NodeRun.objects.filter(pk=node.pk).values_list("status", flat=True).first() or N.ERROR
+            return status, held, None
     if mine is None:
         NodeRun.objects.filter(pk=node.pk).update(status=N.ERROR, finished_at=now, message="no result")
     from .observe import record as observe
 
     observe.after_node(run, node)
     incidents.after_node(run, [r for r in results if r.unique_id in by_uid], manifest_or_none(run))
-    advance(run.pk, list(by_uid))
-    return mine.status if mine else N.ERROR
+    done = {r.unique_id: r.status for r in results if r.unique_id in by_uid}
+    done.setdefault(node.unique_id, N.ERROR)
+    following = advance(run, list(by_uid), known=done, keep=keep)
+    return (mine.status if mine else N.ERROR), held, following
 
 
 def _retries(run: Run, node: NodeRun, result: NodeResult) -> int:

@@ -63,10 +63,27 @@ def release(node: NodeRun) -> None:
     WarehouseSlot.objects.filter(holder=node).update(holder=None, claimed_at=None)
 
 
+def give_back(held: WarehouseSlot) -> None:
+    """Free a slot this process claimed, unless it was taken back meanwhile (its holder had stopped)."""
+    WarehouseSlot.objects.filter(pk=held.pk, holder_id=held.holder_id).update(holder=None, claimed_at=None)
+
+
+def hand_over(held: WarehouseSlot, node: NodeRun) -> bool:
+    """The slot of a finished node passes to the node its worker runs next (runs.execute_node's
+    continuation), in one compare-and-set: no other node got in meanwhile, so the limit holds and the
+    next node does not queue for a slot behind other workers. False: it was taken back; claim anew."""
+    now = timezone.now()
+    if not WarehouseSlot.objects.filter(pk=held.pk, holder_id=held.holder_id, number__lt=limit()).update(
+            holder=node, claimed_at=now):
+        return False
+    held.holder, held.claimed_at = node, now
+    return True
+
+
 @contextlib.contextmanager
 def slot(target: str, node: NodeRun) -> Iterator[Any]:
     held = claim(target, node)
     try:
         yield held
     finally:
-        WarehouseSlot.objects.filter(pk=held.pk, holder=node).update(holder=None, claimed_at=None)
+        give_back(held)

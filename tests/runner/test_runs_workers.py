@@ -253,6 +253,35 @@ def test_three_worker_threads_never_put_more_than_two_nodes_in_the_warehouse(pos
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+def test_workers_going_on_with_the_next_node_of_a_chain_keep_the_limit_too(postgres_warehouse, tmp_path,
+                                                                        settings):
+    """Three chains of three sleepers, three threads, two slots: a task that goes on with the child it
+    made ready hands its slot to it, and never holds a second one (runner.runs.execute_node)."""
+    settings.DMAAS_WAREHOUSE_CONCURRENCY = 2
+    postgres_warehouse.run("create schema analytics")  # as in the test above
+    body = SLEEPER.format(seconds=0.4)
+    files = {}
+    for chain in "xyz":
+        for i in range(3):
+            parent = f"\n-- after {{{{ ref('{chain}{i - 1}') }}}}\n" if i else ""
+            files[f"models/{chain}{i}.sql"] = body + parent
+    commit_to_main(files)
+    schedule = Schedule.objects.get()
+    with filesystem_broker(tmp_path) as app, worker(app, threads=3):
+        runner.tasks.fire_schedule.delay(schedule.pk, slot_at(16).isoformat())
+        run = finished_run(schedule, slot_at(16), seconds=60)
+    assert run.status == "success", run.message
+    nodes = list(NodeRun.objects.filter(run=run))
+    assert len(nodes) == 9 and {n.status for n in nodes} == {"success"}
+    in_warehouse = [postgres_warehouse.rows(f"select t0, t1 from analytics.{n.name}")[0] for n in nodes]
+    assert most_at_once(in_warehouse) == 2, sorted(in_warehouse)
+    # some nodes went on in their parent's task: taken from pending to running, never queued apart
+    assert any(n.queued_at == n.started_at for n in nodes if n.name[1] != "0")
+    assert not WarehouseSlot.objects.filter(holder__isnull=False).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
 def test_a_node_waiting_for_a_warehouse_slot_is_neither_shown_running_nor_taken_for_dead(
         postgres_warehouse, tmp_path, settings):
     """The NodeRuns' started_at..finished_at intervals are what the runs page shows; the reconciler
