@@ -468,12 +468,20 @@ def _claim_pending(run: Run, plan: Plan, child: Step, worker: str) -> NodeRun | 
     """Take a ready node straight from pending to running for this worker (its first attempt), while
     the run still runs (a cancelled run's pending nodes are skipped, so this fails then)."""
     now = timezone.now()
-    if not NodeRun.objects.filter(pk=child.pk, status=N.PENDING, run__status=R.RUNNING).update(
+    if not NodeRun.objects.filter(pk=child.pk, status=N.PENDING, run_id__in=_running(run)).update(
             status=N.RUNNING, worker=worker, queued_at=now, started_at=now, heartbeat_at=now, message="",
             attempts=F("attempts") + 1):
         return None
     return plan.node(run, child.unique_id, status=N.RUNNING, worker=worker, queued_at=now, started_at=now,
                      heartbeat_at=now, attempts=1)
+
+
+def _running(run: Run) -> Any:
+    """The run, if it still runs, as a subquery for a node's compare-and-set. Not `run__status=`: Django
+    turns a filter through a relation into `id IN (select ...)`, evaluated on the statement's snapshot,
+    and PostgreSQL does not evaluate that again when a concurrent update of the row commits first, so
+    two workers could both take one node. Kept to the row's own columns, the compare-and-set holds."""
+    return Run.objects.filter(pk=run.pk, status=R.RUNNING).values("pk")
 
 
 def _take_queued(run: Run, worker: str, budget: Keep) -> NodeRun | None:
@@ -487,7 +495,7 @@ def _take_queued(run: Run, worker: str, budget: Keep) -> NodeRun | None:
         if step is None or not budget(step):
             continue
         now = timezone.now()
-        if NodeRun.objects.filter(pk=pk, status=N.QUEUED, attempts=0, run__status=R.RUNNING).update(
+        if NodeRun.objects.filter(pk=pk, status=N.QUEUED, attempts=0, run_id__in=_running(run)).update(
                 status=N.RUNNING, worker=worker, started_at=now, heartbeat_at=now, message="", attempts=1):
             return plan.node(run, step.unique_id, status=N.RUNNING, worker=worker, started_at=now,
                              heartbeat_at=now, attempts=1)

@@ -91,6 +91,10 @@ def test_a_worker_goes_on_with_the_child_it_made_ready_in_the_same_task(duck, qu
     assert {n.worker for n in chained.values()} == {"w1"} and all(n.attempts == 1 for n in chained.values())
     assert all(n.queued_at == n.started_at for n in chained.values())
     assert chained["b"].started_at >= NodeRun.objects.get(run=run, name="a").finished_at
+    # every compare-and-set on a node is on the row's own columns: `id IN (select ...)` is not evaluated
+    # again on PostgreSQL when a concurrent update commits first, so two workers could take one node
+    updates = [q["sql"] for q in captured if q["sql"].startswith('UPDATE "runner_noderun"')]
+    assert updates and not [u for u in updates if '"runner_noderun"."id" IN (SELECT' in u], updates
     # a, then b, c, d chained; d closes the run (6 more, as above), then none waits in the queue (1),
     # and a worker's first claim may look at the slot rows (2): about 60 before continuation
     assert len(captured) <= QUERIES_PER_CHAINED_NODE * 4 + 9, "\n".join(q["sql"][:150] for q in captured)
