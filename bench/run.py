@@ -13,7 +13,7 @@ slots, and close the run. A warm-up run of one staging model per worker first le
 compile the project (once per commit and process; ``--cold`` skips it); then the run of every model
 is timed (``--repeat`` times, the best kept), from sending the beat's message to the run's
 ``finished_at``. A worker goes on with a child its node made ready, or a node still queued, in the
-same task (runner.runs.execute_node: no broker round trip, and on DuckDB the file stays in one
+same task (runner.nodes.execute_node: no broker round trip, and on DuckDB the file stays in one
 process for DMAAS_WAREHOUSE_HOLD_SECONDS at a time); run.json counts those as ``continued``.
 
 * nodes: every node of the run (models and their data tests, as the runs page lists them); tasks:

@@ -69,7 +69,7 @@ def give_back(held: WarehouseSlot) -> None:
 
 
 def hand_over(held: WarehouseSlot, node: NodeRun) -> bool:
-    """The slot of a finished node passes to the node its worker runs next (runs.execute_node's
+    """The slot of a finished node passes to the node its worker runs next (nodes.execute_node's
     continuation), in one compare-and-set: no other node got in meanwhile, so the limit holds and the
     next node does not queue for a slot behind other workers. False: it was taken back; claim anew."""
     now = timezone.now()

@@ -97,11 +97,11 @@ def start_run(run_id: int) -> str:
 @shared_task(name="runner.tasks.run_node", ignore_result=True, acks_late=True, bind=True,
              soft_time_limit=_node_time_limit() - 60, time_limit=_node_time_limit())
 def run_node(self, node_id: int) -> str:
-    """Build or test one node of a run, then dispatch what it unblocks (runner.runs.execute_node), and
+    """Build or test one node of a run, then dispatch what it unblocks (runner.nodes.execute_node), and
     go on with one child it made ready while the task stays within Celery's soft limit. The model's own
-    time limit cancels its query first (runner.runs._TimeLimit); Celery's limits, a minute and two
+    time limit cancels its query first (runner.nodes._TimeLimit); Celery's limits, a minute and two
     later, are the backstop for a worker stuck outside the warehouse."""
-    from .runs import execute_node, worker_name
+    from .nodes import execute_node, worker_name
 
     return execute_node(node_id, worker_name(getattr(self.request, "hostname", None)),
                         chain_seconds=float(self.soft_time_limit or _node_time_limit() - 60))

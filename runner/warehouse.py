@@ -625,7 +625,7 @@ class _NoHold:
 
 class _Hold:
     """A worker's run of nodes keeps this process's DuckDB file open from one node to the next (one
-    task going on with the next node: runner.runs.execute_node), so the file is not handed to
+    task going on with the next node: runner.nodes.execute_node), so the file is not handed to
     another worker between every two nodes (close, reopen and a catalog read, ~30-50 ms each time).
     Fair all the same: when another process asks for the file, it gets it at the next node's end once
     this process has had it DMAAS_WAREHOUSE_HOLD_SECONDS (default 1) since the hold began."""
