@@ -441,7 +441,7 @@ def execute_node(node_id: int, worker: str | None = None, *, chain_seconds: floa
         try:
             while True:
                 beat.node_id = node.pk
-                status, held, following = _run_one(run, node, held, keep)
+                status, held, following = _run_one(run, node, held, keep, hold)
                 hold.between_nodes()
                 if following is None and keep is not None and status in NODE_DONE:
                     following = _take_queued(run, worker, budget)
@@ -453,7 +453,8 @@ def execute_node(node_id: int, worker: str | None = None, *, chain_seconds: floa
                 slots.give_back(held)
 
 
-def _run_one(run: Run, node: NodeRun, held: Any, keep: tuple[str, Keep] | None) -> tuple[str, Any, NodeRun | None]:
+def _run_one(run: Run, node: NodeRun, held: Any, keep: tuple[str, Keep] | None,
+             hold: Any = None) -> tuple[str, Any, NodeRun | None]:
     """Build one claimed node (with its gated tests), record it, advance the run: (its status, the
     warehouse slot still held, the child this worker goes on with)."""
     plan = plan_of(run)
@@ -470,6 +471,8 @@ def _run_one(run: Run, node: NodeRun, held: Any, keep: tuple[str, Keep] | None) 
             node.started_at = timezone.now()  # in the warehouse from now: not while it waited for a slot
             NodeRun.objects.filter(pk=node.pk).update(started_at=node.started_at)
         with wh.get_warehouse().build(linger=True) as adapter, limit.on(adapter):
+            if hold is not None:
+                hold.join()
             options = RunOptions(command="build", threads=1, gate=True, on_result=results.append)
             Executor(manifest, adapter, options).run(set(by_uid))
             from .observe import record as observe  # measured in the lease, kept once the rows are saved

@@ -619,6 +619,9 @@ class _LeasedDuckDBAdapter(DuckDBAdapter):
 class _NoHold:
     """Warehouses where every build has its own connection: nothing to keep between nodes."""
 
+    def join(self) -> None:
+        pass
+
     def between_nodes(self) -> None:
         pass
 
@@ -628,21 +631,26 @@ class _Hold:
     task going on with the next node: runner.nodes.execute_node), so the file is not handed to
     another worker between every two nodes (close, reopen and a catalog read, ~30-50 ms each time).
     Fair all the same: when another process asks for the file, it gets it at the next node's end once
-    this process has had it DMAAS_WAREHOUSE_HOLD_SECONDS (default 1) since the hold began."""
+    this process has had it DMAAS_WAREHOUSE_HOLD_SECONDS (default 1) since the hold began. (Joined
+    inside a node's lease: a process that got the file after waiting runs its share even though the
+    one it took it from asks for it back at once.)"""
 
     def __init__(self, host: DuckDBHost, seconds: float):
         self.host, self.seconds = host, seconds
         self.since: float | None = None  # holding (a lease of ours on the open file) since
 
+    def join(self) -> None:
+        """Called inside a build lease: the open file stays this process's past the lease's end."""
+        host = self.host
+        with host.cv:
+            if self.since is None and host.mode == "rw":
+                host.users += 1
+                self.since = time.monotonic()
+
     def between_nodes(self) -> None:
         host = self.host
         with host.cv:
-            if self.since is None:
-                if host.mode == "rw" and not host.yield_requested:
-                    host.users += 1  # the node's lease just ended; keep the file as it is
-                    self.since = time.monotonic()
-                return
-            if not host.yield_requested or time.monotonic() - self.since < self.seconds:
+            if self.since is None or not host.yield_requested or time.monotonic() - self.since < self.seconds:
                 return
         self.release()
 

@@ -163,7 +163,7 @@ def test_a_held_file_goes_to_another_process_once_asked_and_let_go(tmp_path):
     hold = wh._Hold(host, seconds=3600)
     with host.write_lease(10, linger=60) as db:
         db.execute("create table t as select 1 as id")
-    hold.between_nodes()  # the first node ended: the hold keeps the file
+        hold.join()  # inside the first node's lease: the file stays past its end
     code = ("import sys; sys.path.insert(0, sys.argv[2]); from runner.warehouse import DuckDBHost\n"
             "with DuckDBHost(sys.argv[1]).write_lease(60) as db:\n"
             "    db.execute('insert into t values (2)')\n")
