@@ -86,6 +86,8 @@ import os as _os
 from portal.settings import *  # noqa: F403
 from portal.settings import CELERY_BROKER_TRANSPORT_OPTIONS, CELERY_BROKER_URL
 
+if _os.environ.get("DMAAS_WAREHOUSE_HOLD_SECONDS"):
+    DMAAS_WAREHOUSE_HOLD_SECONDS = float(_os.environ["DMAAS_WAREHOUSE_HOLD_SECONDS"])
 if CELERY_BROKER_URL.startswith("redis"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS,
                                        "global_keyprefix": _os.environ["DMAAS_BENCH_REDIS_PREFIX"]}
@@ -472,6 +474,9 @@ def main(argv: list[str] | None = None) -> int:
                                                 "(default: a DuckDB file)")
     parser.add_argument("--no-measure", action="store_true",
                         help="workers do not measure builds (runner/observe): the orchestration's own overhead")
+    parser.add_argument("--hold-seconds", type=float,
+                        help="DMAAS_WAREHOUSE_HOLD_SECONDS: how long a DuckDB worker keeps the file between its "
+                             "nodes when another asks for it (default: the project's, 1)")
     parser.add_argument("--cold", action="store_true", help="no warm-up run: time each configuration's first run "
                                                           "(every worker compiles the project during it)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds a run may take (default 600)")
@@ -506,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
                    DMAAS_REPO=str(work / "data-models.git"), DMAAS_REPO_REMOTE="", DMAAS_WAREHOUSE=warehouse_url,
                    DMAAS_VAR_DIR=str(var_dir), DMAAS_SECRET_KEY=secrets.token_urlsafe(64), DMAAS_DEBUG="0",
                    DMAAS_WAREHOUSE_CONCURRENCY=str(args.concurrency), DMAAS_BENCH_REDIS_PREFIX=prefix)
+        if args.hold_seconds is not None:
+            env["DMAAS_WAREHOUSE_HOLD_SECONDS"] = str(args.hold_seconds)
         print(f"dmaas run benchmark: {args.models} models, {args.rows} rows per source, workers {args.workers}, "
               f"brokers {brokers}, warehouse {'PostgreSQL' if args.warehouse_url else 'DuckDB'}, work dir {work}")
         setup_django(env, work / "settings")
@@ -562,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
             "target": {"overhead_ms_per_node": TARGET_MS, "broker": "redis", "pass": ok},
             "models": args.models, "rows_per_source": args.rows, "seed": args.seed,
             "warehouse": "postgresql" if args.warehouse_url else "duckdb", "portal_database": "postgresql",
-            "warehouse_concurrency": args.concurrency, "pure_sql": {str(k): v for k, v in pure.items()},
+            "warehouse_concurrency": args.concurrency, "hold_seconds": args.hold_seconds, "pure_sql": {str(k): v for k, v in pure.items()},
             "results": results, "environment": environment(),
             "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "seconds": round(time.perf_counter() - started, 1)}, indent=2, default=str) + "\n")
