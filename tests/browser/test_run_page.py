@@ -15,7 +15,7 @@ from models_service import index
 from models_service import repo as repo_module
 from models_service.git_store import MAIN_REF, Edit
 from models_service.repo import PORTAL, get_store
-from runner import runs
+from runner import nodes, runs
 from runner import warehouse as wh
 from runner.models import NodeRun, Schedule
 from tests.browser.test_access import log_in
@@ -43,8 +43,8 @@ def project(tmp_path, settings, monkeypatch):
     store.commit(MAIN_REF, lambda snap: Edit({p: t.encode() for p, t in MAIN.items()}, "models"), author=PORTAL)
     index.rebuild(store)
     # No broker here: the test is the worker, so the run's messages are not sent anywhere.
-    monkeypatch.setattr(runs, "_send", lambda node_ids, countdown=None: None)
-    monkeypatch.setattr(runs, "_send_start", lambda run_id: None)
+    monkeypatch.setattr(nodes, "_send", lambda node_ids, countdown=None: None)
+    monkeypatch.setattr(nodes, "_send_start", lambda run_id: None)
     yield
     wh.forget_warehouses()
     repo_module.forget_stores()
