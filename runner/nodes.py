@@ -33,7 +33,7 @@ from runner.engine.compiler import Compiler, Manifest, Target
 from runner.engine.execution import Executor, NodeResult, RunOptions
 from runner.engine.project import MappingSource, load_project
 
-from . import incidents, preview, slots
+from . import incidents, jobs, preview, slots
 from . import warehouse as wh
 from .models import NODE_BAD, NODE_DONE, NODE_FAILED, NodeRun, NodeStatus, Run, RunStatus, Schedule
 
@@ -313,15 +313,13 @@ def _fire_after(schedule_id: int, slot: dt.datetime) -> None:
 
 
 def _start_next_queued(target: str) -> None:
-    waiting = Run.objects.filter(target=target, status=R.QUEUED).order_by("created_at", "id").first()
-    if waiting is not None:
-        transaction.on_commit(lambda: _send_start(waiting.pk))
-
-
-def _send_start(run_id: int) -> None:
+    """The run waiting for this target starts, through the outbox: a broker down as the last node
+    finishes must not leave it queued for ever."""
     from .tasks import start_run as start_task
 
-    start_task.delay(run_id)
+    waiting = Run.objects.filter(target=target, status=R.QUEUED).order_by("created_at", "id").first()
+    if waiting is not None:
+        jobs.send_later(start_task, waiting.pk)
 
 
 # --------------------------------------------------------------------------- one node, in a worker
@@ -334,33 +332,6 @@ def _claim(node_id: int, worker: str) -> NodeRun | None:
     if not updated:
         return None
     return NodeRun.objects.select_related("run").defer("compiled_sql", "run__message").get(pk=node_id)
-
-
-class _Heartbeat:
-    """Beats the node's row while it runs, so the reconciler can tell a dead worker from a slow model.
-    One thread per task: `node_id` moves on when the task goes on with the next node."""
-
-    def __init__(self, node_id: int, every: float):
-        self.node_id, self.every = node_id, every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{node_id}")
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _beat(self) -> None:
-        from django.db import connection
-
-        try:
-            while not self._stop.wait(self.every):
-                NodeRun.objects.filter(pk=self.node_id, status=N.RUNNING).update(heartbeat_at=timezone.now())
-        finally:
-            connection.close()
 
 
 TIMED_OUT = "Timed out"
@@ -435,12 +406,13 @@ def execute_node(node_id: int, worker: str | None = None, *, chain_seconds: floa
 
     keep = (worker, budget) if chain_seconds > 0 else None
     # the heartbeat covers the wait for a warehouse slot too: a waiting node is alive, not dead
-    with _Heartbeat(node.pk, float(setting("DMAAS_NODE_HEARTBEAT_SECONDS", 10))) as beat, \
+    # one beating thread per task: its `pk` moves on when the task goes on with the next node
+    with jobs.Heartbeat(NodeRun, node.pk, float(setting("DMAAS_NODE_HEARTBEAT_SECONDS", 10))) as beat, \
             wh.get_warehouse().hold() as hold:
         held: Any = None
         try:
             while True:
-                beat.node_id = node.pk
+                beat.pk = node.pk
                 status, held, following = _run_one(run, node, held, keep, hold)
                 hold.between_nodes()
                 if following is None and keep is not None and status in NODE_DONE:

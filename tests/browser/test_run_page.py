@@ -44,7 +44,6 @@ def project(tmp_path, settings, monkeypatch):
     index.rebuild(store)
     # No broker here: the test is the worker, so the run's messages are not sent anywhere.
     monkeypatch.setattr(nodes, "_send", lambda node_ids, countdown=None: None)
-    monkeypatch.setattr(nodes, "_send_start", lambda run_id: None)
     yield
     wh.forget_warehouses()
     repo_module.forget_stores()

@@ -12,7 +12,7 @@ from django_celery_beat.models import PeriodicTask
 from models_service import index
 from models_service.repo import get_store
 from runner import incidents, runs
-from runner.models import Incident, NodeRun, Run, Schedule
+from runner.models import Incident, NodeRun, OutboxTask, Run, Schedule
 from tests.personas import make_user
 from tests.runner.conftest import commit_to_main as _commit
 
@@ -128,6 +128,8 @@ def test_a_manual_run_queues_behind_the_running_one_and_starts_after_it(duck, ad
     queued = runs.request_run(admin, select="a")
     assert queued.status == "queued"
     drain(going)
+    # its start is sent through the outbox, so a broker down at this moment does not lose it
+    assert OutboxTask.objects.filter(task="runner.tasks.start_run", arg=queued.pk).exists()
     runs.start_run(queued)
     assert drain(queued).status == "success"
 
