@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('runner', '0006_measurement_error'),
+        ('runner', '0007_deploy_heartbeat_and_outbox'),
     ]
 
     operations = [
