@@ -6,7 +6,6 @@ Not run on its own: `.venv/bin/python bench/observe.py [options]`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
@@ -191,13 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nBENCHMARK FAILED: {err}", file=sys.stderr)
         status = 1
     finally:
-        with contextlib.suppress(Exception):
-            import redis
-
-            client = redis.Redis.from_url(args.redis_url, socket_connect_timeout=3)
-            keys = list(client.scan_iter(match=f"{prefix}*"))
-            if keys:
-                client.delete(*keys)
+        runs_bench.forget_redis_keys(args.redis_url, prefix)
         if drop is not None:
             try:
                 drop()

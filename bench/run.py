@@ -98,6 +98,17 @@ class BenchFailed(Exception):
     pass
 
 
+def forget_redis_keys(url: str, prefix: str) -> None:
+    """Delete this run's keys (kombu's global_keyprefix) from the Redis at `url`; never raises."""
+    with contextlib.suppress(Exception):
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=3)
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+
+
 # --------------------------------------------------------------------------- databases
 
 
@@ -578,13 +589,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nBENCHMARK FAILED: {err}", file=sys.stderr)
         status = 1
     finally:
-        with contextlib.suppress(Exception):
-            import redis
-
-            client = redis.Redis.from_url(args.redis_url, socket_connect_timeout=3)
-            keys = list(client.scan_iter(match=f"{prefix}*"))
-            if keys:
-                client.delete(*keys)
+        forget_redis_keys(args.redis_url, prefix)
         for drop in reversed(drops):
             try:
                 drop()
