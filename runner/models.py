@@ -590,7 +590,7 @@ class OutboxTask(models.Model):
     """A task to send after the transaction that asked for it (RELIABILITY.md F4): written in that
     transaction, deleted once the broker took the message; one whose send failed (the broker was down)
     is sent again by the reconciler (runner.jobs.resend_unsent). For tasks with no job row of their
-    own to wait in (merging an approved change, dropping a CI schema)."""
+    own to wait in (merging an approved change, dropping a CI schema, starting a run that waited)."""
 
     task = models.CharField(max_length=100)
     arg = models.BigIntegerField()
