@@ -9,9 +9,12 @@ rows in a DuckDB warehouse) is committed to main of a fresh repository, with the
 throwaway PostgreSQL database, as bench/run.py sets it up (its helpers are used). The hourly schedule
 is fired through Redis the way beat does, and real ``celery worker`` processes (``--workers``) plan
 the run, build every node in its task, and, when measuring, measure each model in the node's
-warehouse lease, save the measurement, compare the schema, judge it against the model's history and
-tell the PII scanner: everything a production run does. Measuring off is ``DMAAS_MEASURE_BUILDS=0``
-in the workers' environment.
+warehouse lease, save the measurement and compare the schema; once the run has ended its judging task
+compares every measurement with the model's history and tells the PII scanner: everything a production
+run does. The run's time is from the schedule's message to the run's end; how long after the end the
+last measurement was judged is printed beside it, and the workers are kept until then, so no round's
+judging falls into the next round. Measuring off is ``DMAAS_MEASURE_BUILDS=0`` in the workers'
+environment.
 
 Before timing, the data watch is put in its steady state, so the timed runs cost what an hourly run
 costs on a platform that has been running for weeks: one measured run builds every relation and

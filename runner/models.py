@@ -445,6 +445,9 @@ class Measurement(models.Model):
     measure_seconds = models.FloatField(null=True, blank=True)  # what measuring itself cost
     columns = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)  # why measuring failed (the build stood; rows and seconds still kept)
+    # when a production measurement was compared with its history (runner.observe.record.judge_run):
+    # a run's measurements are judged together once the run has ended; null until then
+    judged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-measured_at", "-id"]

@@ -300,6 +300,10 @@ def finish_if_done(run_id: int) -> Run | None:
         return None
     run = Run.objects.select_related("schedule").get(pk=run_id)
     _start_next_queued(run.target)
+    if getattr(settings, "DMAAS_MEASURE_BUILDS", True):
+        from .tasks import judge_run  # its measurements, judged now the run has built all it will
+
+        jobs.send_later(judge_run, run_id)
     if status == R.SUCCESS and run.schedule_id:
         for follower in Schedule.objects.filter(after_id=run.schedule_id, enabled=True):
             transaction.on_commit(lambda pk=follower.pk, slot=run.slot or run.created_at: _fire_after(pk, slot))

@@ -34,7 +34,7 @@ from runner.engine.compiler import Manifest
 from runner.engine.execution import execution_graph
 from runner.engine.graph import SelectableNode, select
 
-from . import incidents, slots
+from . import incidents, jobs, slots
 from . import warehouse as wh
 from .models import NODE_BAD, NodeRun, NodeStatus, OnOverlap, Run, RunStatus, Schedule
 from .nodes import (  # noqa: F401 - execute_node, worker_name, manifest_or_none, _TimeLimit: runner.tasks and tests
@@ -349,10 +349,11 @@ def cancel_run(user: Any, run: Run | int, *, source: str = "page") -> Run:
 
 
 def reconcile(now: dt.datetime | None = None) -> dict[str, int]:
-    """Periodic: nodes of dead workers, lost messages, runs left open, late scheduled runs."""
+    """Periodic: nodes of dead workers, lost messages, runs left open, late scheduled runs, ended runs
+    whose measurements were not judged."""
     now = now or timezone.now()
     stale = now - dt.timedelta(seconds=float(setting("DMAAS_NODE_STALE_SECONDS", 60)))
-    out = {"requeued": 0, "failed": 0, "resent": 0, "closed": 0, "late": 0}
+    out = {"requeued": 0, "failed": 0, "resent": 0, "closed": 0, "late": 0, "judge": 0}
     for node in NodeRun.objects.filter(status=N.RUNNING, heartbeat_at__lt=stale).select_related("run"):
         if node.attempts < TRANSIENT_RETRIES:
             if NodeRun.objects.filter(pk=node.pk, status=N.RUNNING, heartbeat_at__lt=stale).update(
@@ -381,9 +382,13 @@ def reconcile(now: dt.datetime | None = None) -> dict[str, int]:
                 _start_next_queued(run.target)
                 out["failed"] += 1
     out["late"] = incidents.late_runs(now)
-    from . import jobs  # CI builds, deploys and tests whose send failed (the broker was down)
+    from .observe.record import unjudged_runs
+    from .tasks import judge_run
 
-    out["resent"] += jobs.resend_unsent()
+    for run_id in unjudged_runs(now - dt.timedelta(seconds=float(setting("DMAAS_NODE_LOST_SECONDS", 600)))):
+        jobs.send_later(judge_run, run_id)  # a cancelled run, or its judging task died with a worker
+        out["judge"] += 1
+    out["resent"] += jobs.resend_unsent()  # CI builds, deploys and tests whose send failed (broker down)
     return out
 
 

@@ -107,6 +107,15 @@ def run_node(self, node_id: int) -> str:
                         chain_seconds=float(self.soft_time_limit or _node_time_limit() - 60))
 
 
+@shared_task(name="runner.tasks.judge_run", ignore_result=True, acks_late=True)
+def judge_run(run_id: int) -> str:
+    """Judge an ended run's measurements against each model's history (runner.observe.record.judge_run):
+    anomalies, their incidents, PII scans. Queued through the outbox as the run closes."""
+    from .observe.record import judge_run as judge
+
+    return f"{judge(run_id)} judged"
+
+
 @shared_task(name="runner.tasks.reconcile", ignore_result=True)
 def reconcile() -> dict:
     """Periodic (beat): nodes and deploys of dead workers, lost messages, open runs, late scheduled runs,

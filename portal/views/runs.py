@@ -300,6 +300,9 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "may_trigger": access.can(request.user, "run.trigger"),
         # the data watch's warnings on this run (runner/observe): what its builds measured looked wrong
         "anomalies": list(run.anomalies.order_by("-score")[:20]),
+        # an ended run's measurements are judged in a task of their own, seconds after its end
+        "judging": run.finished_at is not None and run.measurements.filter(
+            kind="production", judged_at__isnull=True).exists(),
     }
     return render(request, "runs/detail.html", context)
 

@@ -14,9 +14,15 @@ Every build measures the relations it made (production runs, deploys, CI builds,
    production measurement with no anomaly resolves that incident with a note. Then `measured` is sent
    (the PII scanner listens). Never raises either.
 
-Production runs dispatch one node per task (runner/runs.py), so there the two steps are
-`measure_node` inside the lease and `after_node` once the node's rows are saved; the measurements
-ride on the node's row object in between.
+Production runs dispatch one node per task (runner/runs.py), so there the steps are `measure_node`
+inside the lease and `after_node` once the node's rows are saved (the measurements ride on the node's
+row object in between), and `judge_run` once the run has ended: the run's measurements are judged
+and reported together, in a task of their own (runner.tasks.judge_run, queued through the outbox as
+the run closes). Judging reads each model's history, about a hundred measurements; done between a
+node and its children it held the children back and made a measured hourly run much slower than a
+plain one (bench/observe.py), and a finding about the data changes nothing the run still builds.
+A measurement's `judged_at` says it was judged; the reconciler queues a run whose measurements were
+left unjudged (a cancelled run, a lost worker).
 
 `latest(model)` and `series(model, limit)` are what the catalog shows.
 """
@@ -143,42 +149,76 @@ def measure_node(adapter: Any, manifest: Any, results: Iterable[Any], node: Any)
 
 
 def after_node(run: Any, node: Any) -> list[Measurement]:
-    """Save and judge what `measure_node` took for this node of a production run. Never raises."""
+    """Save what `measure_node` took for this node of a production run; `judge_run` judges it once
+    the run has ended. Never raises."""
     taken = getattr(node, TAKEN_ATTRIBUTE, None) or []
     setattr(node, TAKEN_ATTRIBUTE, [])
-    return save_all(taken, K.PRODUCTION, run=run, node_run=node)
+    return save_all(taken, K.PRODUCTION, judge_now=False, run=run, node_run=node)
 
 
 # --------------------------------------------------------------------------- keeping and judging
 
 
-def save_all(taken: Sequence[Taken], kind: str, **links: Any) -> list[Measurement]:
-    """One Measurement per taken one (links: run, node_run, ci_build, test_run, deployment); judged
-    and reported as the module docstring says. Never raises."""
+def save_all(taken: Sequence[Taken], kind: str, *, judge_now: bool = True, **links: Any) -> list[Measurement]:
+    """One Measurement per taken one (links: run, node_run, ci_build, test_run, deployment); a
+    production one judged and reported at once, or with `judge_now` False left for `judge_run`.
+    Never raises."""
     saved = []
     for one in taken:
         try:
             with transaction.atomic():
-                measurement = save(one, kind, **links)
+                measurement = save(one, kind, judge_now=judge_now, **links)
         except Exception:  # noqa: BLE001 - keeping a measurement never fails the build it measured
             log.exception("could not keep the measurement of %s", one.model)
             continue
         saved.append(measurement)
-        if kind == K.PRODUCTION:
+        if kind == K.PRODUCTION and judge_now:
             _tell(measurement)
     return saved
 
 
-def save(taken: Taken, kind: str, **links: Any) -> Measurement:
+def save(taken: Taken, kind: str, *, judge_now: bool = True, **links: Any) -> Measurement:
+    judged = kind == K.PRODUCTION and judge_now
     measurement = Measurement.objects.create(
         model=taken.model, kind=kind, schema=taken.schema, measured_at=taken.measured_at, rows=taken.rows,
         seconds=taken.seconds, bytes=taken.bytes, measure_seconds=taken.measure_seconds, columns=taken.columns,
-        error=taken.error, **links)
+        error=taken.error, judged_at=timezone.now() if judged else None, **links)
     if kind in PRODUCTION_KINDS and not taken.error:
         record_schema_changes(measurement, taken.before)
-    if kind == K.PRODUCTION:
+    if judged:
         judge(measurement)
     return measurement
+
+
+def judge_run(run_id: int) -> int:
+    """Judge the run's production measurements not judged yet, each in its own transaction, and tell
+    the receivers of `measured` (PII scans); the count judged. Idempotent: a measurement is taken by
+    marking it judged, so a redelivered task or a second sender judges nothing twice. Never raises
+    for one measurement: a failure is logged and the others are judged."""
+    done = 0
+    pending = (Measurement.objects.filter(run_id=run_id, kind=K.PRODUCTION, judged_at__isnull=True)
+               .order_by("measured_at", "id").values_list("pk", flat=True))
+    for pk in list(pending):
+        try:
+            with transaction.atomic():
+                if not Measurement.objects.filter(pk=pk, judged_at__isnull=True).update(judged_at=timezone.now()):
+                    continue  # judged by another task meanwhile
+                measurement = Measurement.objects.select_related("run").get(pk=pk)
+                judge(measurement)
+        except Exception:  # noqa: BLE001 - one model's history must not keep the run's others unjudged
+            log.exception("could not judge measurement %s of run %s", pk, run_id)
+            Measurement.objects.filter(pk=pk, judged_at__isnull=True).update(judged_at=timezone.now())
+            continue
+        done += 1
+        _tell(measurement)
+    return done
+
+
+def unjudged_runs(before: dt.datetime, limit: int = 20) -> list[int]:
+    """Ended runs (finished before `before`) with production measurements still unjudged: for the
+    reconciler (a cancelled run, a judging task lost with its worker)."""
+    return list(Measurement.objects.filter(kind=K.PRODUCTION, judged_at__isnull=True, run__finished_at__lt=before)
+                .order_by("run_id").values_list("run_id", flat=True).distinct()[:limit])
 
 
 def _tell(measurement: Measurement) -> None:

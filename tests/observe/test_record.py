@@ -10,8 +10,18 @@ import pytest
 import time_machine
 from django.test import Client
 
+import runner.tasks
 from runner import runs
-from runner.models import Anomaly, AnomalySettings, Incident, Measurement, NodeRun, Schedule, SchemaChange
+from runner.models import (
+    Anomaly,
+    AnomalySettings,
+    Incident,
+    Measurement,
+    NodeRun,
+    OutboxTask,
+    Schedule,
+    SchemaChange,
+)
 from runner.observe import record, signals
 from tests.personas import make_persona
 from tests.runner.test_runs import commit_to_main, drain
@@ -29,9 +39,16 @@ def load(warehouse, rows: int) -> None:
                   f"from generate_series(1, {rows}) as t(i)")
 
 
-def hourly_run(at: dt.datetime):
+def hourly_run(at: dt.datetime, *, judged: bool = True):
+    """The run, then its judging: queued through the outbox as the run closed, run as a worker would."""
     with time_machine.travel(at + dt.timedelta(minutes=1), tick=True):
-        return drain(runs.fire_schedule(Schedule.objects.get().pk, at))
+        run = drain(runs.fire_schedule(Schedule.objects.get().pk, at))
+        queued = OutboxTask.objects.filter(task="runner.tasks.judge_run", arg=run.pk)
+        assert queued.exists() == judged
+        if judged:
+            queued.delete()
+            runner.tasks.judge_run(run.pk)
+    return run
 
 
 @pytest.mark.django_db
@@ -69,6 +86,50 @@ def test_a_tenth_of_the_rows_after_the_hourly_run_is_an_anomaly_and_one_incident
     incident.refresh_from_db()
     assert incident.status == "resolved" and f"run {fixed.pk}" in incident.resolution
     assert not Anomaly.objects.filter(run=fixed).exists()
+
+
+@pytest.mark.django_db
+def test_a_runs_measurements_are_judged_once_after_it_has_ended(duck):
+    """Judging reads each model's history: it waits for the run's end, off the path of the nodes."""
+    commit_to_main(ORDERS)
+    load(duck, 1000)
+    for hour in range(8):
+        hourly_run(START + dt.timedelta(hours=hour))
+    load(duck, 100)
+    at = START + dt.timedelta(hours=8)
+    with time_machine.travel(at + dt.timedelta(minutes=1), tick=True):
+        run = drain(runs.fire_schedule(Schedule.objects.get().pk, at))
+        assert run.status == "success"
+        taken = Measurement.objects.filter(run=run)
+        assert taken.count() == 2 and not taken.filter(judged_at__isnull=False).exists()
+        assert not Anomaly.objects.exists()  # nothing judged while the run built
+        assert OutboxTask.objects.filter(task="runner.tasks.judge_run", arg=run.pk).count() == 1
+        page = Client()
+        page.force_login(make_persona("viewer"))
+        assert 'id="judging"' in page.get(f"/runs/{run.pk}/").content.decode()
+        assert runner.tasks.judge_run(run.pk) == "2 judged"
+        assert runner.tasks.judge_run(run.pk) == "0 judged"  # a redelivered task judges nothing twice
+        html = page.get(f"/runs/{run.pk}/").content.decode()
+    assert 'id="judging"' not in html and "The data looks unusual" in html
+    assert Anomaly.objects.filter(model="orders", metric="row_count", run=run).count() == 1
+    assert Incident.objects.filter(cause="anomaly", subject="orders").count() == 1
+    assert not taken.filter(judged_at__isnull=True).exists()
+
+
+@pytest.mark.django_db
+def test_the_reconciler_queues_the_judging_of_an_ended_run_left_unjudged(duck):
+    commit_to_main(ORDERS)
+    load(duck, 10)
+    run = hourly_run(START)
+    OutboxTask.objects.all().delete()
+    Measurement.objects.filter(run=run).update(judged_at=None)  # e.g. cancelled, or its task died
+    # not before the run has been over for DMAAS_NODE_LOST_SECONDS (its task may still be queued)
+    assert runs.reconcile(now=run.finished_at + dt.timedelta(seconds=30))["judge"] == 0
+    assert runs.reconcile(now=run.finished_at + dt.timedelta(minutes=11))["judge"] == 1
+    assert OutboxTask.objects.filter(task="runner.tasks.judge_run", arg=run.pk).exists()
+    assert runner.tasks.judge_run(run.pk) == "2 judged"
+    OutboxTask.objects.all().delete()
+    assert runs.reconcile(now=run.finished_at + dt.timedelta(minutes=20))["judge"] == 0
 
 
 @pytest.mark.django_db
@@ -168,5 +229,5 @@ def test_measuring_can_be_switched_off(duck, settings):
     settings.DMAAS_MEASURE_BUILDS = False
     commit_to_main(ORDERS)
     load(duck, 30)
-    assert hourly_run(START).status == "success"
+    assert hourly_run(START, judged=False).status == "success"
     assert not Measurement.objects.exists()

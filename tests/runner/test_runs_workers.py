@@ -37,7 +37,7 @@ from django.utils import timezone
 import runner.tasks
 from portal.broker import filesystem_transport_options, redis_transport_options
 from runner import runs
-from runner.models import RUN_FINISHED, Incident, NodeRun, Run, Schedule, WarehouseSlot
+from runner.models import RUN_FINISHED, Incident, Measurement, NodeRun, Run, Schedule, WarehouseSlot
 from tests.runner.test_runs import SEVEN, commit_to_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,6 +172,11 @@ def _an_hourly_run_end_to_end(warehouse) -> None:
     assert {k: ("view" if "VIEW" in v.upper() else "table") for k, v in kinds.items()} == {
         "dep": "view", "table_a": "table", "table_b": "table", "view_model": "view",
         "view_with_conflicting_cascade": "view"}
+    # every model was measured in its node; the closing run queued their judging (an outbox task)
+    measured = Measurement.objects.filter(run=run, kind="production")
+    assert measured.count() == 5
+    wait_for(lambda: not measured.filter(judged_at__isnull=True).exists(), 30, "the run's measurements judged")
+    assert all(m.judged_at >= run.finished_at for m in measured)
 
 
 @pytest.mark.django_db(transaction=True)
