@@ -567,6 +567,16 @@ class ChartKind(models.TextChoices):
     SCATTER = "scatter", "Scatter"
 
 
+class ChartBucket(models.TextChoices):
+    """The time bucket of a chart's date or timestamp x axis: one point per day, week, month or year."""
+
+    NONE = "", "none"
+    DAY = "day", "day"
+    WEEK = "week", "week"  # from Monday (ISO), on DuckDB and PostgreSQL alike
+    MONTH = "month", "month"
+    YEAR = "year", "year"
+
+
 class Chart(models.Model):
     """A chart of one model saved by someone; anyone who may see the catalog opens it by its link."""
 
@@ -574,6 +584,7 @@ class Chart(models.Model):
     title = models.CharField(max_length=200)
     kind = models.CharField(max_length=10, choices=ChartKind.choices, default=ChartKind.BAR)
     x = models.CharField(max_length=200)
+    bucket = models.CharField(max_length=10, choices=ChartBucket.choices, default=ChartBucket.NONE, blank=True)
     y = models.CharField(max_length=200, blank=True)  # empty with aggregate "count"
     group_by = models.CharField(max_length=200, blank=True)
     aggregate = models.CharField(max_length=10, default="sum")  # none, count, sum, avg, min, max
