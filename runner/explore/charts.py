@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from models_service import access, audit
 from models_service.errors import NotFound
 from runner import warehouse as wh
-from runner.models import Chart, ChartKind, MeasureKind, Measurement, NodeRun, NodeStatus
+from runner.models import Chart, ChartBucket, ChartKind, MeasureKind, Measurement, NodeRun, NodeStatus
 
 from .query import (
     AGGREGATES,
@@ -43,6 +43,10 @@ class ChartSpec:
     group_by: str
     aggregate: str
     filters: list[dict[str, Any]]
+    bucket: str = ""  # a date x axis per day, week, month or year ("": one point per value)
+
+
+BUCKETS = tuple(b for b in ChartBucket.values if b)
 
 
 def chart_spec(data: dict[str, Any]) -> ChartSpec:
@@ -70,8 +74,16 @@ def chart_spec(data: dict[str, Any]) -> ChartSpec:
     filters = data.get("filters") or []
     if not isinstance(filters, list) or len(filters) > MAX_FILTERS:
         raise ExploreError(f"filters is a list of at most {MAX_FILTERS} {{column, op, value}}.", field="filters")
+    bucket = data.get("bucket") or ""
+    if bucket not in ChartBucket.values:
+        raise ExploreError(f"bucket is one of {', '.join(BUCKETS)} (or empty: one point per value).", field="bucket")
+    if bucket and kind == ChartKind.SCATTER:
+        raise ExploreError("A scatter chart has numbers on the x axis: it cannot be bucketed by time.", field="bucket")
+    if bucket and aggregate == "none":
+        raise ExploreError(f"Bucketing the x axis per {bucket} needs an aggregate (count, sum, avg, min or max).",
+                           field="bucket")
     return ChartSpec(kind, fields["x"], fields["y"] if aggregate != "count" else "", fields["group_by"],
-                     aggregate, filters)
+                     aggregate, filters, bucket)
 
 
 def _chart_sql(rel: Relation, spec: ChartSpec, user: Any) -> tuple[str, int, list[dict[str, Any]]]:
@@ -94,7 +106,13 @@ def _chart_sql(rel: Relation, spec: ChartSpec, user: Any) -> tuple[str, int, lis
             _require_pii(user, rel, spec.y, "chart")
         y_sql = f"cast({_ident(y['name']).sql(d)} as double precision)"
     x_sql = _ident(x["name"]).sql(d)
-    if x["kind"] == "other":
+    if spec.bucket:
+        if x["kind"] not in ("date", "timestamp"):
+            raise ExploreError(f"Only a date or timestamp x axis is bucketed per {spec.bucket}: {x['name']} holds "
+                               f"{x['kind']} values.", field="bucket")
+        # The bucket comes from ChartBucket, never the caller's text; its first day, as a date (ISO label).
+        x_sql = f"cast(date_trunc('{spec.bucket}', {x_sql}) as date)"
+    elif x["kind"] == "other":
         x_sql = f"cast({x_sql} as text)"
     elif spec.kind == ChartKind.SCATTER:
         x_sql = f"cast({x_sql} as double precision)"
@@ -124,7 +142,7 @@ def validate_chart(user: Any, name: str, spec: ChartSpec) -> None:
 
 
 def chart_data(user: Any, name: str, data: dict[str, Any] | ChartSpec, *, source: str = "api") -> dict[str, Any]:
-    """What a chart draws: `labels` (the x values, in order) and one series per group (at most 12, the rest
+    """What a chart draws: `labels` (the x values, in order; with a bucket, the first day of each) and one series per group (at most 12, the rest
     as "Other"), each with `values` aligned to the labels (null where a group has no row) and `points`
     ([x, y] pairs). Without an aggregate (scatter), the rows themselves, at most 5,000."""
     spec = data if isinstance(data, ChartSpec) else chart_spec(data)
@@ -162,8 +180,8 @@ def chart_data(user: Any, name: str, data: dict[str, Any] | ChartSpec, *, source
         s["values"] = ([values.get(i) for i in range(len(labels))] if spec.aggregate != "none"
                        else [p[1] for p in s["points"]] if not spec.group_by else [])
         out.append(s)
-    return {"model": rel.model, "kind": spec.kind, "x": spec.x, "y": spec.y or None, "group_by": spec.group_by or None,
-            "aggregate": spec.aggregate, "filters": clean, "labels": labels, "series": out,
+    return {"model": rel.model, "kind": spec.kind, "x": spec.x, "bucket": spec.bucket or None, "y": spec.y or None,
+            "group_by": spec.group_by or None, "aggregate": spec.aggregate, "filters": clean, "labels": labels, "series": out,
             "truncated": truncated, "groups_truncated": any(s["other"] for s in out),
             "masked": any(c.get("masked") for c in masked.columns), "elapsed_ms": result.elapsed_ms}
 
@@ -235,7 +253,7 @@ def save_chart(user: Any, chart: Chart | None, data: dict[str, Any], *, source: 
     title = data.get("title", chart.title if chart else None)
     if not isinstance(title, str) or not title.strip() or len(title) > 200:
         raise ExploreError("Give the chart a title (at most 200 characters).", field="title")
-    keys = ("kind", "x", "y", "group_by", "aggregate", "filters")
+    keys = ("kind", "x", "bucket", "y", "group_by", "aggregate", "filters")
     current = {k: getattr(chart, k) for k in keys} if chart else {}
     merged = {**current, **{k: data[k] for k in keys if k in data}}
     spec = chart_spec(merged)
@@ -243,7 +261,7 @@ def save_chart(user: Any, chart: Chart | None, data: dict[str, Any], *, source: 
         validate_chart(user, model, spec)
     chart = chart or Chart(model=model, owner=user)
     chart.title = title.strip()
-    chart.kind, chart.x, chart.y, chart.group_by = spec.kind, spec.x, spec.y, spec.group_by
+    chart.kind, chart.x, chart.bucket, chart.y, chart.group_by = spec.kind, spec.x, spec.bucket, spec.y, spec.group_by
     chart.aggregate, chart.filters = spec.aggregate, spec.filters
     created = chart.pk is None
     chart.save()
@@ -260,4 +278,5 @@ def delete_chart(user: Any, chart: Chart, *, source: str) -> None:
 
 
 def spec_of(chart: Chart) -> ChartSpec:
-    return ChartSpec(chart.kind, chart.x, chart.y, chart.group_by, chart.aggregate, list(chart.filters or []))
+    return ChartSpec(chart.kind, chart.x, chart.y, chart.group_by, chart.aggregate, list(chart.filters or []),
+                     chart.bucket or "")

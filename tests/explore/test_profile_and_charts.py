@@ -130,6 +130,12 @@ def test_a_chart_respects_the_filters(orders, viewer):
     ({"kind": "scatter", "x": "status", "y": "amount"}, "x"),
     ({"kind": "bar", "x": "status", "y": "amount", "aggregate": "none", "group_by": "paid"}, "group_by"),
     ({"x": "status", "aggregate": "count", "filters": [{"column": "x", "op": "=", "value": 1}]}, "filters[0].column"),
+    ({"x": "status", "aggregate": "count", "bucket": "month"}, "bucket"),  # text: nothing to bucket
+    ({"x": "amount", "aggregate": "count", "bucket": "year"}, "bucket"),
+    ({"x": "ordered_on", "aggregate": "count", "bucket": "fortnight"}, "bucket"),
+    ({"x": "ordered_on", "aggregate": "count", "bucket": ["month"]}, "bucket"),
+    ({"kind": "scatter", "x": "order_id", "y": "amount", "bucket": "month"}, "bucket"),
+    ({"kind": "line", "x": "ordered_on", "y": "amount", "aggregate": "none", "bucket": "month"}, "bucket"),
 ])
 def test_a_chart_that_cannot_be_drawn_is_refused_with_its_field(orders, viewer, spec, field):
     with pytest.raises(explore.ExploreError) as caught:
@@ -148,3 +154,61 @@ def test_timestamps_over_months_are_counted_per_month(project, warehouse, viewer
                                                                 ("2024-06-01", 1)]
     rows = explore.rows(viewer, "orders", filters=[{"column": "placed_at", "op": ">=", "value": "2024-01-20T12:00"}])
     assert sorted(r[0] for r in rows["rows"]) == [2, 3, 4]
+
+
+# --------------------------------------------------------------------------- a date axis per day, week, month, year
+
+
+@pytest.fixture
+def placed(project, warehouse):
+    """Orders placed over half a year (timestamps), one with no time: `placed_at` per month is 2, 1, 2."""
+    warehouse.run("create schema if not exists analytics",
+                  "create table analytics.orders (order_id integer, placed_at timestamp, status varchar, "
+                  "amount integer)",
+                  "insert into analytics.orders values (1, '2024-01-05 10:00', 'paid', 10), "
+                  "(2, '2024-01-20 23:59', 'open', 20), (3, '2024-04-01 00:00', 'paid', 30), "
+                  "(4, '2024-06-30 12:00', 'paid', 40), (5, '2024-06-01 08:00', 'open', 50), (6, null, 'paid', 60)")
+    return warehouse
+
+
+def test_timestamps_per_month_are_one_label_per_month_in_order(placed, viewer):
+    plain = explore.chart_data(viewer, "orders", {"kind": "line", "x": "placed_at", "aggregate": "count"})
+    assert len(plain["labels"]) == 6 and plain["bucket"] is None  # today's behaviour: one point per timestamp
+    data = explore.chart_data(viewer, "orders", {"kind": "line", "x": "placed_at", "aggregate": "count",
+                                                 "bucket": "month"})
+    assert data["bucket"] == "month"
+    assert data["labels"] == ["2024-01-01", "2024-04-01", "2024-06-01", None]  # the empty one last, as before
+    assert data["series"][0]["values"] == [2, 1, 2, 1]
+
+
+@pytest.mark.parametrize(("bucket", "labels"), [
+    ("day", ["2024-01-05", "2024-01-20", "2024-04-01", "2024-06-01", "2024-06-30"]),
+    ("week", ["2024-01-01", "2024-01-15", "2024-04-01", "2024-05-27", "2024-06-24"]),  # from Monday, on both
+    ("year", ["2024-01-01"]),
+])
+def test_every_bucket_labels_its_first_day(placed, viewer, bucket, labels):
+    data = explore.chart_data(viewer, "orders", {"x": "placed_at", "aggregate": "count", "bucket": bucket,
+                                                 "filters": [{"column": "placed_at", "op": "not_null"}]})
+    assert data["labels"] == labels
+    assert sum(data["series"][0]["values"]) == 5
+
+
+def test_a_bucketed_chart_keeps_its_filters_groups_and_aggregate(placed, viewer):
+    data = explore.chart_data(viewer, "orders", {"kind": "bar", "x": "placed_at", "bucket": "month", "y": "amount",
+                                                 "aggregate": "sum", "group_by": "status",
+                                                 "filters": [{"column": "amount", "op": ">", "value": 10}]})
+    assert data["labels"] == ["2024-01-01", "2024-04-01", "2024-06-01", None]
+    series = {s["name"]: s["values"] for s in data["series"]}
+    assert series == {"paid": [None, 30.0, 40.0, 60.0], "open": [20.0, None, 50.0, None]}
+
+
+def test_a_date_column_per_month(orders, viewer):
+    data = explore.chart_data(viewer, "orders", {"x": "ordered_on", "aggregate": "count", "bucket": "month"})
+    assert data["labels"] == ["2024-01-01", "2024-02-01", "2024-03-01"]
+    assert data["series"][0]["values"] == [4, 1, 1]
+
+
+def test_buckets_beyond_the_limit_are_cut_and_flagged(placed, viewer, monkeypatch):
+    monkeypatch.setattr("runner.explore.charts.MAX_POINTS", 2)
+    data = explore.chart_data(viewer, "orders", {"x": "placed_at", "aggregate": "count", "bucket": "month"})
+    assert data["labels"] == ["2024-01-01", "2024-04-01"] and data["truncated"]
