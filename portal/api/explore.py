@@ -9,6 +9,9 @@ charts; a saved chart is changed or deleted by its owner or a platform admin.
 
 Filters are `[{"column", "op", "value"}]`: in a GET as the JSON text of the `filters` parameter, in a
 POST as the body's `filters` list.
+
+A chart over a date or timestamp x axis may be bucketed per day, week (from Monday), month or year
+(`bucket`; empty for one point per value): its labels are then the first day of each bucket, as ISO dates.
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ from rest_framework.views import APIView
 
 from portal.api.frame import allowed
 from runner import explore
-from runner.models import Chart, ChartKind
+from runner.models import Chart, ChartBucket, ChartKind
 
 SOURCE = "api"
 FILTERS = OpenApiParameter("filters", str, description='JSON list of {"column", "op", "value"}; op one of '
                            + ", ".join(explore.OPS))
 KIND_HELP = "the kind of chart: " + ", ".join(ChartKind.values)
+BUCKET_HELP = ("a date or timestamp x axis per " + ", ".join(b for b in ChartBucket.values if b)
+               + " (labels: each bucket's first day); empty for one point per value")
 NOT_BUILT = OpenApiResponse(description="the model has not been built in production yet (not_built)")
 
 
@@ -106,6 +111,8 @@ class ChartDefinitionSerializer(serializers.Serializer):
     # Text, not an enum in the schema (its name would collide with other "kind" enums); checked by the service.
     kind = serializers.CharField(required=False, help_text=KIND_HELP)
     x = serializers.CharField(max_length=200)
+    # Text, like kind; checked by the service (a bucket needs a date x axis, which only it knows).
+    bucket = serializers.CharField(max_length=10, required=False, allow_blank=True, help_text=BUCKET_HELP)
     y = serializers.CharField(max_length=200, required=False, allow_blank=True)
     group_by = serializers.CharField(max_length=200, required=False, allow_blank=True)
     aggregate = serializers.ChoiceField(choices=explore.AGGREGATES, required=False)
@@ -123,6 +130,8 @@ class ChartDataSerializer(serializers.Serializer):
     model = serializers.CharField()
     kind = serializers.CharField()
     x = serializers.CharField()
+    bucket = serializers.CharField(allow_null=True, help_text="x per day, week, month or year; null: one point per "
+                                   "value")
     y = serializers.CharField(allow_null=True)
     group_by = serializers.CharField(allow_null=True)
     aggregate = serializers.CharField()
@@ -151,13 +160,14 @@ class BuildHistorySerializer(serializers.Serializer):
 
 class ChartSerializer(serializers.ModelSerializer):
     kind = serializers.CharField(help_text=KIND_HELP)
+    bucket = serializers.CharField(allow_blank=True, help_text=BUCKET_HELP)
     owner = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField(help_text="the chart's page: share this link")
     may_change = serializers.SerializerMethodField()
 
     class Meta:
         model = Chart
-        fields = ["id", "model", "title", "kind", "x", "y", "group_by", "aggregate", "filters", "owner", "url",
+        fields = ["id", "model", "title", "kind", "x", "bucket", "y", "group_by", "aggregate", "filters", "owner", "url",
                   "may_change", "created_at", "updated_at"]
 
     def get_owner(self, chart: Chart) -> str | None:
@@ -221,8 +231,8 @@ class ModelProfileView(APIView):
 
 
 class ChartDataView(APIView):
-    """The data of a chart of the model: x, y, group_by, aggregate (none, count, sum, avg, min, max) and
-    filters; at most 1,000 x values and 12 groups (the rest as Other), flagged when cut."""
+    """The data of a chart of the model: x (a date one optionally bucketed: bucket day, week, month or
+    year), y, group_by, aggregate (none, count, sum, avg, min, max) and filters; at most 1,000 x values and 12 groups (the rest as Other), flagged when cut."""
 
     permission_classes = [IsAuthenticated, allowed("catalog.view")]
 

@@ -42,7 +42,7 @@ def chart_page(request: HttpRequest, pk: int) -> HttpResponse:
         chart = explore.get_chart(request.user, pk)
     except NotFound as exc:
         raise Http404(exc.message) from None
-    definition = {"kind": chart.kind, "x": chart.x, "y": chart.y, "group_by": chart.group_by,
+    definition = {"kind": chart.kind, "x": chart.x, "bucket": chart.bucket, "y": chart.y, "group_by": chart.group_by,
                   "aggregate": chart.aggregate, "filters": chart.filters, "title": chart.title, "id": chart.pk,
                   "model": chart.model}
     return render(request, "explore/chart.html", {"chart": chart, "definition": definition,

@@ -118,6 +118,32 @@ def test_only_the_owner_or_an_admin_changes_or_deletes_a_chart(orders_duck, anal
                                                              "chart.create"]
 
 
+def test_a_chart_per_month_is_drawn_saved_changed_and_shared_with_its_bucket(orders_duck, analyst, api_for):
+    api = api_for(analyst)
+    data = api.post(f"{BASE}/chart-data", {"x": "ordered_on", "aggregate": "count", "bucket": "month"}, format="json")
+    assert data.status_code == 200, data.json()
+    assert (data.json()["labels"], data.json()["series"][0]["values"], data.json()["bucket"]) == \
+        (["2024-01-01", "2024-02-01", "2024-03-01"], [4, 1, 1], "month")
+    refused = api.post(f"{BASE}/chart-data", {"x": "status", "aggregate": "count", "bucket": "month"}, format="json")
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "bucket"
+    assert "status holds text values" in refused.json()["error"]["message"]
+
+    made = api.post("/api/v1/charts", {**CHART, "x": "ordered_on", "bucket": "week"}, format="json")
+    assert made.status_code == 201, made.json()
+    url = f"/api/v1/charts/{made.json()['id']}"
+    assert api.get(url).json()["bucket"] == "week" and Chart.objects.get().bucket == "week"
+    assert api.patch(url, {"bucket": "month"}, format="json").json()["bucket"] == "month"
+    for change in ({"bucket": "fortnight"}, {"x": "status"}, {"kind": "scatter", "x": "amount", "y": "amount"}):
+        answer = api.patch(url, change, format="json")
+        assert answer.status_code == 400 and answer.json()["error"]["field"] == "bucket", change
+    page = Client()
+    page.force_login(analyst)
+    shared = page.get(made.json()["url"])
+    assert shared.context["definition"]["bucket"] == "month" and b"by month of ordered_on" in shared.content
+    assert api.patch(url, {"bucket": "", "x": "status"}, format="json").json()["bucket"] == ""
+    assert api.post("/api/v1/charts", CHART, format="json").json()["bucket"] == ""  # none unless asked
+
+
 def test_the_explore_page_shows_the_panel(orders_duck, viewer, outsider):
     page = Client()
     page.force_login(viewer)
