@@ -27,6 +27,7 @@ const OTHER_COLOR = "#a0a8b5";
 const OP_WORDS = { "=": "=", "!=": "≠", "<": "<", "<=": "≤", ">": ">", ">=": "≥", contains: "contains",
   starts_with: "starts with", in: "is one of", is_null: "is empty", not_null: "is not empty" };
 const PAGE = 50;
+const TIME_KINDS = ["date", "timestamp"];
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -81,7 +82,8 @@ export function chartConfig(data) {
       maintainAspectRatio: false,
       interaction: kind === "scatter" ? { mode: "nearest", intersect: true } : { mode: "index", intersect: false },
       scales: {
-        x: { type: kind === "scatter" ? "linear" : "category", title: { display: true, text: data.x } },
+        x: { type: kind === "scatter" ? "linear" : "category",
+          title: { display: true, text: data.bucket ? `${data.x} per ${data.bucket}` : data.x } },
         y: { beginAtZero: kind !== "scatter", ticks: data.aggregate === "count" ? { precision: 0 } : {}, stacked: kind === "area" && data.series.length > 1, title: { display: true, text: yTitle } },
       },
       plugins: { legend: { display: data.series.length > 1, position: "bottom" } },
@@ -129,6 +131,7 @@ class Panel {
     this.$("explore-chart-form").addEventListener("submit", (e) => { e.preventDefault(); this.drawChart(); });
     this.$("explore-chart-aggregate").addEventListener("change", () => this.syncChartForm());
     this.$("explore-chart-kind").addEventListener("change", () => this.syncChartForm());
+    this.$("explore-chart-x").addEventListener("change", () => this.syncChartForm());
     this.$("explore-save-form").addEventListener("submit", (e) => { e.preventDefault(); this.saveChart(); });
     this.fillColumnSelects();
     this.loadRows();
@@ -169,6 +172,11 @@ class Panel {
     const kind = this.$("explore-chart-kind").value;
     if (kind === "scatter" && aggregate.value !== "none" && !aggregate.dataset.touched) aggregate.value = "none";
     this.$("explore-chart-y").disabled = aggregate.value === "count";
+    // "Per" day, week, month or year: only for a date or timestamp x (the kinds come with the first rows).
+    const x = this.columns.find((c) => c.name === this.$("explore-chart-x").value);
+    const dated = Boolean(x && TIME_KINDS.includes(x.kind)) && kind !== "scatter";
+    this.$("explore-chart-bucket-row").hidden = !dated;
+    if (!dated) this.$("explore-chart-bucket").value = "";
   }
 
   addFilter() {
@@ -302,7 +310,7 @@ class Panel {
   chartDefinition() {
     const value = (id) => this.$(id).value;
     const aggregate = value("explore-chart-aggregate");
-    return { kind: value("explore-chart-kind"), x: value("explore-chart-x"), aggregate,
+    return { kind: value("explore-chart-kind"), x: value("explore-chart-x"), bucket: value("explore-chart-bucket"), aggregate,
       y: aggregate === "count" ? "" : value("explore-chart-y"), group_by: value("explore-chart-group"),
       filters: this.filters.slice() };
   }
@@ -327,7 +335,7 @@ class Panel {
     const title = this.$("explore-save-title");
     if (!title.value) {
       const what = data.aggregate === "count" ? "Rows" : data.aggregate === "none" ? data.y : `${data.aggregate} of ${data.y}`;
-      title.value = `${what} by ${data.x}${data.group_by ? ` per ${data.group_by}` : ""}`;
+      title.value = `${what} by ${data.bucket ? `${data.bucket} of ` : ""}${data.x}${data.group_by ? ` per ${data.group_by}` : ""}`;
     }
   }
 
@@ -406,7 +414,7 @@ async function chartPage(root) {
   }
   try {
     const data = await api.call("POST", `models/${encodeURIComponent(definition.model)}/chart-data`, {
-      kind: definition.kind, x: definition.x, y: definition.y, group_by: definition.group_by,
+      kind: definition.kind, x: definition.x, bucket: definition.bucket || "", y: definition.y, group_by: definition.group_by,
       aggregate: definition.aggregate, filters: definition.filters,
     });
     draw(document.getElementById("explore-chart-canvas"), chartConfig(data));

@@ -1,6 +1,6 @@
 """Exploring a model in a real Chromium (issue 9): an analyst opens /explore/orders/, sorts the rows,
-filters them, builds a bar chart (Chart.js draws it on its canvas), saves it, and opens the share link,
-where the same chart is drawn again."""
+filters them, draws a line of orders per month (a date axis bucketed), builds a bar chart (Chart.js
+draws it on its canvas), saves it, and opens the share link, where the same chart is drawn again."""
 
 from __future__ import annotations
 
@@ -69,8 +69,20 @@ def test_sort_filter_chart_save_and_share(page: Page, live_server):
     expect(page.locator("#explore-filters li")).to_have_text("status contains ship×")
 
     builder = page.get_by_role("form", name="Build a chart")
+    builder.get_by_label("Kind").select_option("line")
+    builder.get_by_label("X axis").select_option("ordered_on")  # a date: it may be bucketed
+    builder.get_by_label("Per").select_option("month")
+    builder.get_by_role("button", name="Draw the chart").click()
+    expect(page.locator("#explore-chart-status")).to_contain_text("2 values of x")
+    monthly = page.evaluate(f"""() => {{ const c = {CHART_DATA};
+        return {{ type: c.config.type, labels: c.data.labels, data: c.data.datasets[0].data,
+                  axis: c.options.scales.x.title.text, points: c.getDatasetMeta(0).data.length }}; }}""")
+    assert monthly == {"type": "line", "labels": ["2024-01-01", "2024-03-01"], "data": [2, 1],
+                       "axis": "ordered_on per month", "points": 2}
+
     builder.get_by_label("Kind").select_option("bar")
     builder.get_by_label("X axis").select_option("status")
+    expect(builder.get_by_label("Per")).to_be_hidden()  # text: nothing to bucket
     builder.get_by_label("Aggregate").select_option("sum")
     builder.get_by_label("Y axis").select_option("amount")
     builder.get_by_role("button", name="Draw the chart").click()
@@ -87,7 +99,7 @@ def test_sort_filter_chart_save_and_share(page: Page, live_server):
     link = page.locator("#explore-save-status a")
     expect(link).to_have_text("Shipped amounts")
     chart = Chart.objects.get()
-    assert (chart.kind, chart.x, chart.y, chart.aggregate) == ("bar", "status", "amount", "sum")
+    assert (chart.kind, chart.x, chart.y, chart.aggregate, chart.bucket) == ("bar", "status", "amount", "sum", "")
     assert chart.filters == [{"column": "status", "op": "contains", "value": "ship"}]
     expect(page.locator("#explore-saved")).to_contain_text("Shipped amounts")
 
