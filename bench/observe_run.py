@@ -74,21 +74,20 @@ def _jitter(column: dict[str, Any], rng: Any) -> dict[str, Any]:
 
 
 def wait_judged(run_id: int, workers: Any, timeout: float) -> float:
-    """Wait until the run's measurements are judged (runner.tasks.judge_run, queued as the run closed);
-    seconds from the run's end to the last one judged."""
-    from django.db.models import Max
+    """Wait until the run's measurements are measured and judged (runner.tasks.judge_run, queued as the
+    run closed); seconds from the run's end until none is pending (polled every 0.1 s)."""
+    from django.utils import timezone
 
     from runner.models import Measurement, Run
 
     deadline = time.monotonic() + timeout
     measured = Measurement.objects.filter(run_id=run_id, kind="production")
-    while measured.filter(judged_at__isnull=True).exists() or not measured.exists():
+    while measured.filter(pending=True).exists() or not measured.exists():
         workers.check()
         if time.monotonic() > deadline:
             raise runs_bench.BenchFailed(f"the measurements of run {run_id} were not judged in {timeout:.0f} s")
         time.sleep(0.1)
-    last = measured.aggregate(last=Max("judged_at"))["last"]
-    return (last - Run.objects.get(pk=run_id).finished_at).total_seconds()
+    return (timezone.now() - Run.objects.get(pk=run_id).finished_at).total_seconds()
 
 
 def wait_for_scans(models: int, timeout: float) -> int:

@@ -19,7 +19,7 @@ from models_service.git_store import names
 from models_service.index import MAIN
 from models_service.models import IndexedNode, NodeKind
 from runner import lineage
-from runner.models import MeasureKind, Measurement, NodeRun, NodeStatus, PiiStatus, PiiTag
+from runner.models import MEASURE_COMPLETE, MeasureKind, Measurement, NodeRun, NodeStatus, PiiStatus, PiiTag
 from runner.observe import pii
 
 N = NodeStatus
@@ -47,7 +47,8 @@ def get_node(user: Any, name: str) -> IndexedNode:
 
 
 def latest_measurement(model: str) -> Measurement | None:
-    return Measurement.objects.filter(model=model, kind=MeasureKind.PRODUCTION).order_by("-measured_at", "-id").first()
+    return (Measurement.objects.filter(MEASURE_COMPLETE, model=model, kind=MeasureKind.PRODUCTION)
+            .order_by("-measured_at", "-id").first())
 
 
 def freshness(name: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from models_service.models import IndexedNode, NodeKind
 from models_service.repo import get_store
 from runner.engine.errors import ProjectError
 from runner.engine.lineage import ColumnGraph, ColumnKey, ColumnLineage
-from runner.models import MeasureKind, Measurement
+from runner.models import MEASURE_COMPLETE, MeasureKind, Measurement
 
 MAX_DEPTH = 10
 MAX_NODES = 400
@@ -164,7 +164,7 @@ def uid_of(manifest: Any, name: str) -> str | None:
 
 def measured_columns(models: list[str]) -> dict[str, list[str]]:
     """{model: [column]} from each model's latest production measurement (one query each way)."""
-    last = (Measurement.objects.filter(model__in=models, kind=MeasureKind.PRODUCTION).values("model")
+    last = (Measurement.objects.filter(MEASURE_COMPLETE, model__in=models, kind=MeasureKind.PRODUCTION).values("model")
             .annotate(last=Max("id")).values_list("last", flat=True))
     return {model: [str(c.get("name")) for c in columns or [] if c.get("name")]
             for model, columns in Measurement.objects.filter(pk__in=list(last)).values_list("model", "columns")}

@@ -445,16 +445,22 @@ class Measurement(models.Model):
     measure_seconds = models.FloatField(null=True, blank=True)  # what measuring itself cost
     columns = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)  # why measuring failed (the build stood; rows and seconds still kept)
-    # when a production measurement was compared with its history (runner.observe.record.judge_run):
-    # a run's measurements are judged together once the run has ended; null until then
-    judged_at = models.DateTimeField(null=True, blank=True)
+    # noted by a production run's node (rows and seconds of the build), its statistics and judging still
+    # to come: runner.observe.record.judge_run measures and judges a run's pending ones once it has ended
+    pending = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-measured_at", "-id"]
-        indexes = [models.Index(fields=["model", "kind", "-measured_at"], name="runner_measure_series")]
+        indexes = [models.Index(fields=["model", "kind", "-measured_at"], name="runner_measure_series"),
+                   models.Index(fields=["run"], condition=models.Q(pending=True), name="runner_measure_pending")]
 
     def __str__(self) -> str:
         return f"{self.model} {self.kind} at {self.measured_at:%Y-%m-%d %H:%M}"
+
+
+# A production run's measurement has its statistics once its run has been judged (runner.observe.record:
+# the node notes the build, judge_run measures and judges after the run): what readers show.
+MEASURE_COMPLETE = models.Q(pending=False)
 
 
 class SchemaChangeKind(models.TextChoices):

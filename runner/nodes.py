@@ -451,9 +451,6 @@ def _run_one(run: Run, node: NodeRun, held: Any, keep: tuple[str, Keep] | None,
                 hold.join()
             options = RunOptions(command="build", threads=1, gate=True, on_result=results.append)
             Executor(manifest, adapter, options).run(set(by_uid))
-            from .observe import record as observe  # measured in the lease, kept once the rows are saved
-
-            observe.measure_node(adapter, manifest, results, node)
     except Exception as err:  # noqa: BLE001 - the platform failed: recorded on the node
         log.exception("node %s of run %s failed to run", node.name, run.pk)
         results = [NodeResult(unique_id=node.unique_id, resource_type=node.resource_type, name=node.name,
@@ -489,9 +486,9 @@ def _run_one(run: Run, node: NodeRun, held: Any, keep: tuple[str, Keep] | None,
             return status, held, None
     if mine is None:
         NodeRun.objects.filter(pk=node.pk).update(status=N.ERROR, finished_at=now, message="no result")
-    from .observe import record as observe
+    from .observe import record as observe  # measured and judged once the run has ended
 
-    observe.after_node(run, node)
+    observe.after_node(run, node, manifest_or_none(run), [r for r in results if r.unique_id in by_uid])
     incidents.after_node(run, [r for r in results if r.unique_id in by_uid], manifest_or_none(run))
     done = {r.unique_id: r.status for r in results if r.unique_id in by_uid}
     done.setdefault(node.unique_id, N.ERROR)

@@ -302,7 +302,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "anomalies": list(run.anomalies.order_by("-score")[:20]),
         # an ended run's measurements are judged in a task of their own, seconds after its end
         "judging": run.finished_at is not None and run.measurements.filter(
-            kind="production", judged_at__isnull=True).exists(),
+            kind="production", pending=True).exists(),
     }
     return render(request, "runs/detail.html", context)
 

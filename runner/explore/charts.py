@@ -10,7 +10,16 @@ from django.core.exceptions import PermissionDenied
 from models_service import access, audit
 from models_service.errors import NotFound
 from runner import warehouse as wh
-from runner.models import Chart, ChartBucket, ChartKind, MeasureKind, Measurement, NodeRun, NodeStatus
+from runner.models import (
+    MEASURE_COMPLETE,
+    Chart,
+    ChartBucket,
+    ChartKind,
+    MeasureKind,
+    Measurement,
+    NodeRun,
+    NodeStatus,
+)
 
 from .query import (
     AGGREGATES,
@@ -201,7 +210,8 @@ def build_history(user: Any, name: str, limit: Any = None) -> dict[str, Any]:
     access.require(user, "catalog.view")
     _main_node(name)
     limit = _int(limit, "limit", 100, 1, MAX_HISTORY)
-    measured = list(Measurement.objects.filter(model=name, kind__in=(MeasureKind.PRODUCTION, MeasureKind.DEPLOY))
+    measured = list(Measurement.objects.filter(MEASURE_COMPLETE, model=name,
+                                               kind__in=(MeasureKind.PRODUCTION, MeasureKind.DEPLOY))
                     .order_by("-measured_at", "-id").values("measured_at", "rows", "seconds", "kind", "run_id")[:limit])
     if measured:
         points = [{"at": m["measured_at"], "rows": m["rows"], "seconds": m["seconds"], "kind": m["kind"],

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
     """A saved chart's time bucket for a date x axis; charts saved before it have none (one point per value)."""
 
     dependencies = [
-        ('runner', '0009_measurement_judged_at'),
+        ('runner', '0009_measurement_pending'),
     ]
 
     operations = [

@@ -17,7 +17,15 @@ from django.db.models import QuerySet
 from models_service import access, audit
 from models_service.errors import InvalidInput, NotFound
 from models_service.models import IndexedNode
-from runner.models import Anomaly, AnomalySettings, AnomalySeverity, MeasureKind, Measurement, SchemaChange
+from runner.models import (
+    MEASURE_COMPLETE,
+    Anomaly,
+    AnomalySettings,
+    AnomalySeverity,
+    MeasureKind,
+    Measurement,
+    SchemaChange,
+)
 
 from . import anomalies, record
 
@@ -159,7 +167,7 @@ def measurements(user: Any, model: str, *, kind: str = MeasureKind.PRODUCTION, l
         raise InvalidInput(f"limit is a number of measurements, not {limit!r}.", field="limit") from None
     if not 1 <= limit <= MAX_MEASUREMENTS:
         raise InvalidInput(f"limit must be between 1 and {MAX_MEASUREMENTS}.", field="limit")
-    rows = list(Measurement.objects.filter(model=name, kind=kind).order_by("-measured_at", "-id")[:limit])
+    rows = list(Measurement.objects.filter(MEASURE_COMPLETE, model=name, kind=kind).order_by("-measured_at", "-id")[:limit])
     mask(user, name, rows)
     return rows
 

@@ -101,7 +101,8 @@ def test_a_runs_measurements_are_judged_once_after_it_has_ended(duck):
         run = drain(runs.fire_schedule(Schedule.objects.get().pk, at))
         assert run.status == "success"
         taken = Measurement.objects.filter(run=run)
-        assert taken.count() == 2 and not taken.filter(judged_at__isnull=False).exists()
+        assert taken.count() == 2 and taken.filter(pending=True).count() == 2
+        assert taken.get(model="orders").rows == 100 and not taken.get(model="orders").columns  # the build's count
         assert not Anomaly.objects.exists()  # nothing judged while the run built
         assert OutboxTask.objects.filter(task="runner.tasks.judge_run", arg=run.pk).count() == 1
         page = Client()
@@ -113,7 +114,7 @@ def test_a_runs_measurements_are_judged_once_after_it_has_ended(duck):
     assert 'id="judging"' not in html and "The data looks unusual" in html
     assert Anomaly.objects.filter(model="orders", metric="row_count", run=run).count() == 1
     assert Incident.objects.filter(cause="anomaly", subject="orders").count() == 1
-    assert not taken.filter(judged_at__isnull=True).exists()
+    assert not taken.filter(pending=True).exists() and taken.get(model="paid").rows == 2
 
 
 @pytest.mark.django_db
@@ -122,7 +123,7 @@ def test_the_reconciler_queues_the_judging_of_an_ended_run_left_unjudged(duck):
     load(duck, 10)
     run = hourly_run(START)
     OutboxTask.objects.all().delete()
-    Measurement.objects.filter(run=run).update(judged_at=None)  # e.g. cancelled, or its task died
+    Measurement.objects.filter(run=run).update(pending=True)  # e.g. cancelled, or its task died
     # not before the run has been over for DMAAS_NODE_LOST_SECONDS (its task may still be queued)
     assert runs.reconcile(now=run.finished_at + dt.timedelta(seconds=30))["judge"] == 0
     assert runs.reconcile(now=run.finished_at + dt.timedelta(minutes=11))["judge"] == 1
