@@ -1,7 +1,8 @@
 """What a build measures of the relation it made: rows, bytes, and statistics per column.
 
 Plain Python over an open engine `Adapter` (no Django), so the benchmark and the CLI can call it too.
-Cheap on purpose, because every production node pays for it (issue 9 allows the hourly run 10 %):
+Cheap on purpose, because every build pays for it (a production run's relations are measured in one
+lease by its judging task after the run; CI builds, deploys and tests in their build):
 
 - ONE aggregate query per relation: `count(*)` and, per column, `count(col)` (nulls), a distinct count
   (DuckDB's HyperLogLog `approx_count_distinct`; PostgreSQL has no cheap estimate of its own outside
