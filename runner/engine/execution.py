@@ -214,24 +214,37 @@ class Executor:
                 if waiting[child] == 0:
                     heapq.heappush(ready, (-remaining[child], child))
 
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dmaas") as pool:
-            running: dict[Future[NodeResult], str] = {}
-            while ready or running:
-                while ready and len(running) < threads:
-                    _, uid = heapq.heappop(ready)
-                    if uid in self._gated:  # tested inside its model's transaction: its own result
-                        finish(self._gated[uid])
+        def settled(uid: str) -> bool:
+            """Finish a node that needs no SQL of its own (gated, or skipped); False if it must run."""
+            if uid in self._gated:  # tested inside its model's transaction: its own result
+                finish(self._gated[uid])
+                return True
+            if uid in skipped:
+                finish(self._skipped(uid, skipped[uid]))
+                return True
+            return False
+
+        if threads == 1:
+            # One node at a time: in this thread, in the same order a pool of one would take them.
+            # A worker's node (runner.nodes) is a one-node run; a pool would cost a thread per node.
+            while ready:
+                _, uid = heapq.heappop(ready)
+                if not settled(uid):
+                    finish(self.safe_run(uid))
+        else:
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dmaas") as pool:
+                running: dict[Future[NodeResult], str] = {}
+                while ready or running:
+                    while ready and len(running) < threads:
+                        _, uid = heapq.heappop(ready)
+                        if not settled(uid):
+                            running[pool.submit(self.safe_run, uid)] = uid
+                    if not running:
                         continue
-                    if uid in skipped:
-                        finish(self._skipped(uid, skipped[uid]))
-                        continue
-                    running[pool.submit(self.safe_run, uid)] = uid
-                if not running:
-                    continue
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    running.pop(fut)
-                    finish(fut.result())
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        running.pop(fut)
+                        finish(fut.result())
         summary.elapsed = time.monotonic() - start
         return summary
 

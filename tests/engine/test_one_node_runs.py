@@ -1,0 +1,63 @@
+"""One-node runs as a worker does them (runner.nodes: a new Executor per node on a shared adapter):
+the same results as before without a thread pool."""
+
+import threading
+
+import pytest
+
+from runner.engine.adapters import adapter_for
+from runner.engine.execution import Executor, RunOptions
+from tests.engine.helpers import compile_files
+
+FILES = {
+    "seeds/people.csv": "id,name\n1,ann\n2,bob\n2,cy\n",
+    "models/stg_people.sql": "select * from {{ ref('people') }}",
+    "models/people_table.sql": "{{ config(materialized='table') }}select id, name from {{ ref('stg_people') }}",
+    "models/counts.sql": "{{ config(materialized='table') }}select count(*) as n from {{ ref('people_table') }}",
+    "models/names.sql": "select name from {{ ref('stg_people') }}",
+    "models/people.yml": "version: 2\nmodels:\n  - name: people_table\n    columns:\n      - name: id\n"
+    "        data_tests: [unique, not_null]\n",
+}
+
+
+@pytest.fixture
+def duck(tmp_path):
+    return f"duckdb:///{tmp_path}/wh.duckdb"
+
+
+def _run(manifest, adapter, threads, gate=False, selected=None):
+    summary = Executor(manifest, adapter, RunOptions(command="build", threads=threads, gate=gate)).run(
+        set(selected or manifest.nodes))
+    return [(r.name, r.status, r.cause, r.failures) for r in summary.results]
+
+
+@pytest.mark.parametrize("gate", [False, True])
+def test_one_thread_runs_inline_with_the_results_of_a_pool(tmp_path, gate):
+    manifest = compile_files(FILES)
+    outcomes = {}
+    for threads in (1, 2):
+        adapter = adapter_for(f"duckdb:///{tmp_path}/wh{threads}.duckdb")
+        seen: set[int] = set()
+        execute = adapter.execute
+
+        def spy(sql, params=None, execute=execute, seen=seen):
+            seen.add(threading.get_ident())
+            return execute(sql, params)
+
+        adapter.execute = spy
+        try:
+            outcomes[threads] = _run(manifest, adapter, threads, gate)
+        finally:
+            adapter.close()
+        if threads == 1:  # no pool: every statement on the calling thread
+            assert seen == {threading.get_ident()}
+    assert sorted(outcomes[1], key=str) == sorted(outcomes[2], key=str)
+    by_name = {name: (status, cause) for name, status, cause, _ in outcomes[1]}
+    assert by_name["unique_people_table_id"][0] == "fail"
+    # gated, the failing test rolls its model back (an error) and that skips the children
+    cause = "model.shop.people_table" if gate else "test.shop.unique_people_table_id"
+    assert by_name["counts"] == ("skipped", cause)
+    assert by_name["names"][0] == "success"
+    # threads=1 keeps the critical-path order of a pool of one: a parent always before its children
+    order = [name for name, *_ in outcomes[1]]
+    assert order.index("people") < order.index("stg_people") < order.index("people_table")
