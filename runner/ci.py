@@ -269,4 +269,4 @@ def drop_schema(change_id: int) -> None:
     """Drop `ci_<change>` (after the change is merged or abandoned)."""
     schema = ci_schema(change_id)
     with wh.get_warehouse().build() as adapter:
-        adapter.execute(f"drop schema if exists {quote(schema)} cascade")
+        adapter.drop_schema(schema)  # and the relations a worker's lingering catalog still names

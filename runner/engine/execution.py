@@ -11,10 +11,12 @@ depth instead leaves a deep chain for last, run alone while the other threads id
 from __future__ import annotations
 
 import heapq
+import re
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -264,9 +266,20 @@ class Executor:
         return {"kind": info.kind, "model": info.model, "column": info.column, "kwargs": info.kwargs}
 
     def _ensure_schema(self, schema: str) -> None:
+        """Create the node's schema once per run; not at all where the adapter's catalog already holds
+        a relation in it (a worker's one-node runs share the catalog while its process keeps the file,
+        so only the first node of a schema pays a statement). Should the schema be gone all the same
+        (dropped behind the catalog's back), the build fails and safe_run creates it and tries once more."""
         with self._schema_lock:
             if schema in self._schemas_made:
                 return
+            if not self.adapter.schema_known(schema):
+                self.adapter.create_schema(schema)
+            self._schemas_made.add(schema)
+
+    def _recreate_schema(self, schema: str) -> None:
+        with self._schema_lock:
+            self.adapter.forget_schema(schema)
             self.adapter.create_schema(schema)
             self._schemas_made.add(schema)
 
@@ -290,14 +303,16 @@ class Executor:
                     # syntax is checked here, in the worker threads, where it overlaps other
                     # models' SQL; a model that is not one valid query never reaches the warehouse
                     self.manifest.check_sql(uid)
-                if node.resource_type == "seed":
-                    columns, rows = read_seed(node.raw_code, node.config.get("column_types"),
-                                              keep_null_word=self.adapter.type == "duckdb")
-                    result.rows = self.adapter.load_seed(schema, identifier, columns, rows)
-                elif uid in self._gates:
-                    result.rows = self._gated_build(uid, schema, identifier)
-                else:
-                    result.rows = self._materialize(uid, schema, identifier)
+                try:
+                    result.rows = self._build(uid, schema, identifier)
+                except Exception as exc:
+                    if not schema_missing(exc, schema):
+                        raise
+                    # the catalog said the schema was there, but it was dropped (a CI schema, by hand)
+                    with suppress(Exception):  # no transaction may be open
+                        self.adapter.execute("rollback")
+                    self._recreate_schema(schema)
+                    result.rows = self._build(uid, schema, identifier)
                 result.status = "success"
         except Exception as exc:  # noqa: BLE001 - a node's failure is a result, never a crash of the run
             result.status = "error"
@@ -309,6 +324,16 @@ class Executor:
         result.seconds = round(time.monotonic() - t0, 3)
         result.finished_at = time.time()
         return result
+
+    def _build(self, uid: str, schema: str, identifier: str) -> int | None:
+        node = self.manifest.nodes[uid]
+        if node.resource_type == "seed":
+            columns, rows = read_seed(node.raw_code, node.config.get("column_types"),
+                                      keep_null_word=self.adapter.type == "duckdb")
+            return self.adapter.load_seed(schema, identifier, columns, rows)
+        if uid in self._gates:
+            return self._gated_build(uid, schema, identifier)
+        return self._materialize(uid, schema, identifier)
 
     def _materialize(self, uid: str, schema: str, identifier: str) -> int | None:
         node = self.manifest.nodes[uid]
@@ -379,6 +404,13 @@ class GateClosed(Exception):
     def __init__(self, failed: list[NodeResult]):
         names = ", ".join(f"{r.name} ({r.message or r.status})" for r in failed)
         super().__init__(f"not deployed: its tests failed: {names}; the previous version keeps serving")
+
+
+def schema_missing(exc: BaseException, schema: str) -> bool:
+    """The warehouse says `schema` does not exist (DuckDB: 'Schema with name x does not exist';
+    PostgreSQL: 'schema "x" does not exist')."""
+    name = re.escape(schema.lower())
+    return re.search(rf'schema (with name {name}|"{name}") does not exist', str(exc).lower()) is not None
 
 
 def _clean_error(exc: BaseException) -> str:

@@ -1,12 +1,12 @@
 """One-node runs as a worker does them (runner.nodes: a new Executor per node on a shared adapter):
-the same results as before without a thread pool."""
+the same results as before without a thread pool, and the schema made once per catalog."""
 
 import threading
 
 import pytest
 
 from runner.engine.adapters import adapter_for
-from runner.engine.execution import Executor, RunOptions
+from runner.engine.execution import Executor, RunOptions, schema_missing
 from tests.engine.helpers import compile_files
 
 FILES = {
@@ -61,3 +61,51 @@ def test_one_thread_runs_inline_with_the_results_of_a_pool(tmp_path, gate):
     # threads=1 keeps the critical-path order of a pool of one: a parent always before its children
     order = [name for name, *_ in outcomes[1]]
     assert order.index("people") < order.index("stg_people") < order.index("people_table")
+
+
+def test_the_schema_is_created_once_per_catalog_and_again_when_it_was_dropped(duck):
+    manifest = compile_files(FILES)
+    adapter = adapter_for(duck)
+    statements: list[str] = []
+    execute = adapter.execute
+
+    def spy(sql, params=None):
+        statements.append(sql)
+        return execute(sql, params)
+
+    adapter.execute = spy
+    try:
+        _run(manifest, adapter, 1, selected={"seed.shop.people"})
+        assert any(s.startswith("create schema") for s in statements)  # nothing in the catalog yet
+        statements.clear()
+        # a worker's next node: a new Executor on the kept catalog, which shows the schema
+        assert _run(manifest, adapter, 1, selected={"model.shop.stg_people"})[0][1] == "success"
+        assert not any(s.startswith("create schema") for s in statements)
+
+        # dropped behind the catalog's back (another connection): the node recreates it and passes
+        schema = manifest.relations["model.shop.stg_people"][0]
+        other = adapter._database().cursor()
+        other.execute(f'drop schema "{schema}" cascade')
+        other.close()
+        assert adapter.schema_known(schema)  # the catalog does not know
+        statements.clear()
+        result = _run(manifest, adapter, 1, selected={"seed.shop.people"})
+        assert result[0][1] == "success", result
+        assert sum(s.startswith("create schema") for s in statements) == 1
+        assert _run(manifest, adapter, 1, selected={"model.shop.stg_people"})[0][1] == "success"
+
+        # dropped through the adapter (runner.ci.drop_schema): the catalog forgets it, no failed try
+        adapter.drop_schema(schema)
+        assert not adapter.schema_known(schema)
+        statements.clear()
+        assert _run(manifest, adapter, 1, selected={"seed.shop.people"})[0][1] == "success"
+        assert statements[0].startswith("create schema")
+    finally:
+        adapter.close()
+
+
+def test_a_schema_missing_error_is_told_apart():
+    assert schema_missing(Exception("Catalog Error: Schema with name ci_5 does not exist!"), "ci_5")
+    assert schema_missing(Exception('schema "ci_5" does not exist\nLINE 1: ...'), "ci_5")
+    assert not schema_missing(Exception("Catalog Error: Schema with name ci_55 does not exist!"), "ci_5")
+    assert not schema_missing(Exception("Catalog Error: Table with name ci_5 does not exist!"), "ci_5")

@@ -140,6 +140,23 @@ class Adapter:
             self._catalog = dict(relations)
         return relations
 
+    def schema_known(self, schema: str) -> bool:
+        """The catalog read for this run holds a relation in `schema`, so the schema exists (as far as
+        the catalog is kept true: see forget_schema). False when there is no catalog to ask."""
+        catalog = self._catalog
+        return catalog is not None and any(kind and s == schema for (s, _), kind in list(catalog.items()))
+
+    def forget_schema(self, schema: str) -> None:
+        """Drop what the catalog knows of `schema` (dropped, or found missing)."""
+        if self._catalog is not None:
+            for key in [k for k in self._catalog if k[0] == schema]:
+                self._catalog[key] = None
+
+    def drop_schema(self, schema: str) -> None:
+        """Drop a schema and all in it (a change's CI schema), and forget its relations."""
+        self.execute(f"drop schema if exists {quote(schema)} cascade")
+        self.forget_schema(schema)
+
     def _remember(self, schema: str, name: str, kind: str | None) -> None:
         if self._catalog is not None:
             self._catalog[(schema, name)] = kind
