@@ -1,10 +1,12 @@
 """One-node runs as a worker does them (runner.nodes: a new Executor per node on a shared adapter):
-the same results as before without a thread pool, and the schema made once per catalog."""
+the same results as before without a thread pool, the schema made once per catalog, and each
+model's SQL parsed once per kept manifest."""
 
 import threading
 
 import pytest
 
+from runner.engine import sqlcheck
 from runner.engine.adapters import adapter_for
 from runner.engine.execution import Executor, RunOptions, schema_missing
 from tests.engine.helpers import compile_files
@@ -109,3 +111,25 @@ def test_a_schema_missing_error_is_told_apart():
     assert schema_missing(Exception('schema "ci_5" does not exist\nLINE 1: ...'), "ci_5")
     assert not schema_missing(Exception("Catalog Error: Schema with name ci_55 does not exist!"), "ci_5")
     assert not schema_missing(Exception("Catalog Error: Table with name ci_5 does not exist!"), "ci_5")
+
+
+def test_a_kept_manifest_parses_each_model_once(monkeypatch, duck):
+    manifest = compile_files(FILES)
+    calls: list[str] = []
+    check = sqlcheck.check_query
+
+    def counting(sql, dialect):
+        calls.append(sql)
+        return check(sql, dialect)
+
+    monkeypatch.setattr("runner.engine.compiler.check_query", counting)
+    uid = "model.shop.names"
+    manifest.check_sql(uid)
+    manifest.check_sql(uid)
+    assert len(calls) == 1
+    manifest.compiled[uid] = "select 1 as name from"  # another SQL is checked anew, and fails
+    with pytest.raises(Exception, match="syntax"):
+        manifest.check_sql(uid)
+    with pytest.raises(Exception, match="syntax"):
+        manifest.check_sql(uid)
+    assert len(calls) == 2
