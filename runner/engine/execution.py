@@ -265,7 +265,7 @@ class Executor:
             return None
         return {"kind": info.kind, "model": info.model, "column": info.column, "kwargs": info.kwargs}
 
-    def _ensure_schema(self, schema: str) -> None:
+    def _ensure_schema(self, schema: str, identifier: str | None = None) -> None:
         """Create the node's schema once per run; not at all where the adapter's catalog already holds
         a relation in it (a worker's one-node runs share the catalog while its process keeps the file,
         so only the first node of a schema pays a statement). Should the schema be gone all the same
@@ -273,7 +273,7 @@ class Executor:
         with self._schema_lock:
             if schema in self._schemas_made:
                 return
-            if not self.adapter.schema_known(schema):
+            if not self.adapter.schema_known(schema, identifier):
                 self.adapter.create_schema(schema)
             self._schemas_made.add(schema)
 
@@ -298,7 +298,7 @@ class Executor:
             else:
                 schema, identifier = self.manifest.relations[uid]
                 result.relation = f"{schema}.{identifier}"
-                self._ensure_schema(schema)
+                self._ensure_schema(schema, identifier)
                 if node.resource_type == "model":
                     # syntax is checked here, in the worker threads, where it overlaps other
                     # models' SQL; a model that is not one valid query never reaches the warehouse

@@ -140,11 +140,16 @@ class Adapter:
             self._catalog = dict(relations)
         return relations
 
-    def schema_known(self, schema: str) -> bool:
-        """The catalog read for this run holds a relation in `schema`, so the schema exists (as far as
-        the catalog is kept true: see forget_schema). False when there is no catalog to ask."""
+    def schema_known(self, schema: str, name: str | None = None) -> bool:
+        """The catalog read for this run holds a relation in `schema` (`name` first: in an hourly run
+        the node's own relation is there, one look-up instead of a scan), so the schema exists as far
+        as the catalog is kept true (see forget_schema). False when there is no catalog to ask."""
         catalog = self._catalog
-        return catalog is not None and any(kind and s == schema for (s, _), kind in list(catalog.items()))
+        if catalog is None:
+            return False
+        if name is not None and catalog.get((schema, name)):
+            return True
+        return any(kind and s == schema for (s, _), kind in list(catalog.items()))
 
     def forget_schema(self, schema: str) -> None:
         """Drop what the catalog knows of `schema` (dropped, or found missing)."""
