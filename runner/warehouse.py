@@ -633,7 +633,10 @@ class _Hold:
     Fair all the same: when another process asks for the file, it gets it at the next node's end once
     this process has had it DMAAS_WAREHOUSE_HOLD_SECONDS (default 1) since the hold began. (Joined
     inside a node's lease: a process that got the file after waiting runs its share even though the
-    one it took it from asks for it back at once.)"""
+    one it took it from asks for it back at once.) A longer hold (3 s) was measured for issue 7 with
+    bench/run.py (500 models, 1/2/4 workers over Redis, three pairs of runs): no better on every worker
+    count (2 workers 13.0-17.5 ms a node against 11.1-13.0 with 1 s), and another writer of the file
+    (Test my model, a CI build, a deploy) would wait up to three times as long, so 1 s stays."""
 
     def __init__(self, host: DuckDBHost, seconds: float):
         self.host, self.seconds = host, seconds
