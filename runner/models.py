@@ -218,6 +218,8 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # when its builds were measured and judged (runner.observe.record.judge_run, after the run's end)
+    judged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -445,8 +447,8 @@ class Measurement(models.Model):
     measure_seconds = models.FloatField(null=True, blank=True)  # what measuring itself cost
     columns = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)  # why measuring failed (the build stood; rows and seconds still kept)
-    # noted by a production run's node (rows and seconds of the build), its statistics and judging still
-    # to come: runner.observe.record.judge_run measures and judges a run's pending ones once it has ended
+    # noted from a production run's node (rows and seconds of the build), its statistics and judging
+    # still to come: runner.observe.record.judge_run notes, measures and judges a run's builds after it
     pending = models.BooleanField(default=False)
 
     class Meta:

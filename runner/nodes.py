@@ -486,9 +486,6 @@ def _run_one(run: Run, node: NodeRun, held: Any, keep: tuple[str, Keep] | None,
             return status, held, None
     if mine is None:
         NodeRun.objects.filter(pk=node.pk).update(status=N.ERROR, finished_at=now, message="no result")
-    from .observe import record as observe  # measured and judged once the run has ended
-
-    observe.after_node(run, node, manifest_or_none(run), [r for r in results if r.unique_id in by_uid])
     incidents.after_node(run, [r for r in results if r.unique_id in by_uid], manifest_or_none(run))
     done = {r.unique_id: r.status for r in results if r.unique_id in by_uid}
     done.setdefault(node.unique_id, N.ERROR)

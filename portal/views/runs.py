@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -301,8 +302,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         # the data watch's warnings on this run (runner/observe): what its builds measured looked wrong
         "anomalies": list(run.anomalies.order_by("-score")[:20]),
         # an ended run's measurements are judged in a task of their own, seconds after its end
-        "judging": run.finished_at is not None and run.measurements.filter(
-            kind="production", pending=True).exists(),
+        "judging": run.finished_at is not None and run.judged_at is None and settings.DMAAS_MEASURE_BUILDS,
     }
     return render(request, "runs/detail.html", context)
 

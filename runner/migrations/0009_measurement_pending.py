@@ -1,8 +1,14 @@
 from django.db import migrations, models
 
 
+def judged_already(apps, schema_editor):
+    # before this migration a run's builds were measured and judged in its nodes
+    Run = apps.get_model("runner", "Run")
+    Run.objects.filter(finished_at__isnull=False).update(judged_at=models.F("finished_at"))
+
+
 class Migration(migrations.Migration):
-    """A production run's node notes its builds; its judging task measures and judges them after the run
+    """A production run's builds are measured and judged after the run, by its judging task
     (runner.observe.record.judge_run)."""
 
     dependencies = [
@@ -19,4 +25,10 @@ class Migration(migrations.Migration):
             model_name='measurement',
             index=models.Index(condition=models.Q(('pending', True)), fields=['run'], name='runner_measure_pending'),
         ),
+        migrations.AddField(
+            model_name='run',
+            name='judged_at',
+            field=models.DateTimeField(blank=True, null=True),
+        ),
+        migrations.RunPython(judged_already, migrations.RunPython.noop),
     ]

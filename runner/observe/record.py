@@ -14,18 +14,19 @@ Every build measures the relations it made (production runs, deploys, CI builds,
    production measurement with no anomaly resolves that incident with a note. Then `measured` is sent
    (the PII scanner listens). Never raises either.
 
-Production runs dispatch one node per task (runner/nodes.py) and work differently: the node only
-notes what it built (`after_node`: one Measurement with the build's row count and seconds, no
-warehouse query), and once the run has ended `judge_run`, a task of its own (runner.tasks.judge_run,
-queued through the outbox as the run closes), measures the run's relations in one warehouse lease,
-saves their statistics, compares schemas, judges each against its history and tells the PII
-scanner. Done in each node, between the node and its children, the measuring query, the history
+Production runs dispatch one node per task (runner/nodes.py) and work differently: a node does
+nothing for the data watch (its NodeRun row keeps the build's rows and seconds anyway), and once the
+run has ended `judge_run`, a task of its own (runner.tasks.judge_run, queued through the outbox as
+the run closes), notes the run's builds (`note_run`: a pending Measurement each), measures their
+relations in one warehouse lease, saves the statistics, compares schemas, judges each against its
+history and tells the PII scanner. Done in each node, between the node and its children, the measuring query, the history
 read and the judging made a measured hourly run 1.4 to 1.9 times as long as a plain one
 (bench/observe.py), because they held the children back and, on the embedded DuckDB, the one
 warehouse file; a finding about the data changes nothing the run still builds. The relations are
 measured as the run left them: the run holds its target until it ends, and a deploy that replaced
-one since is measured as what it is. A noted measurement is `pending` until then; the reconciler queues
-a run whose measurements were left pending (a cancelled run, a lost worker).
+one since is measured as what it is. A noted measurement is `pending` until judged, and the run's
+`judged_at` is set at the end; the reconciler queues an ended run never judged (a cancelled run,
+a lost worker).
 
 `latest(model)` and `series(model, limit)` are what the catalog shows.
 """
@@ -146,27 +147,29 @@ def _hint(columns: list[dict[str, Any]] | None) -> set[str]:
     return {c["name"] for c in columns or [] if "top" in c and c.get("name")}
 
 
-def after_node(run: Any, node: Any, manifest: Any, results: Iterable[Any]) -> list[Measurement]:
-    """Note what this node of a production run built: one Measurement per model or seed, with the
-    build's row count (exact for a table or seed) and seconds; `judge_run` measures and judges them
-    once the run has ended. No warehouse query. Never raises."""
-    if not getattr(settings, "DMAAS_MEASURE_BUILDS", True) or manifest is None:
-        return []
-    noted = []
-    for result in results:
-        node_of = manifest.nodes.get(result.unique_id)
-        if (result.resource_type not in BUILT or result.status != "success" or node_of is None
-                or node_of.materialized == "ephemeral" or result.unique_id not in manifest.relations):
-            continue
-        exact = result.rows if node_of.materialized in ("table", "seed") or node_of.resource_type == "seed" else None
-        noted.append(Measurement(model=result.name, kind=K.PRODUCTION, schema=manifest.relations[result.unique_id][0],
-                                 measured_at=timezone.now(), rows=exact, seconds=result.seconds, run=run,
-                                 node_run=node, pending=True))
-    try:
-        return Measurement.objects.bulk_create(noted)
-    except Exception:  # noqa: BLE001 - keeping a measurement never fails the build it measured
-        log.exception("could not note the builds of node %s", getattr(node, "name", node))
-        return []
+def note_run(run: Any, manifest: Any) -> list[Measurement]:
+    """Note what the ended production run built, from its nodes' own records: one pending Measurement
+    per model or seed that built, with the build's row count (exact for a table or seed), seconds and
+    end; `judge_run` measures and judges them. So a node writes nothing for the data watch while the
+    run goes on. Once per node, even with two judging tasks (the run's row is locked while noting)."""
+    from runner.models import NodeRun, NodeStatus, Run
+
+    with transaction.atomic():
+        Run.objects.select_for_update().filter(pk=run.pk).first()
+        noted = set(Measurement.objects.filter(run=run, kind=K.PRODUCTION, node_run__isnull=False)
+                    .values_list("node_run_id", flat=True))
+        new = []
+        for node in NodeRun.objects.filter(run=run, status=NodeStatus.SUCCESS, resource_type__in=BUILT).only(
+                "pk", "unique_id", "name", "rows", "seconds", "finished_at"):
+            built = manifest.nodes.get(node.unique_id)
+            if (node.pk in noted or built is None or built.materialized == "ephemeral"
+                    or node.unique_id not in manifest.relations):
+                continue
+            exact = node.rows if built.materialized in ("table", "seed") or built.resource_type == "seed" else None
+            new.append(Measurement(model=node.name, kind=K.PRODUCTION, schema=manifest.relations[node.unique_id][0],
+                                   measured_at=node.finished_at or timezone.now(), rows=exact, seconds=node.seconds,
+                                   run=run, node_run=node, pending=True))
+        return Measurement.objects.bulk_create(new)
 
 
 # --------------------------------------------------------------------------- keeping and judging
@@ -209,7 +212,16 @@ def judge_run(run_id: int) -> int:
     scans); the count judged. Idempotent: a measurement is taken by marking it judged, so a
     redelivered task or a second sender judges nothing twice. Never raises for one measurement: a
     failure is logged and the others are judged."""
+    from runner.models import Run
+    from runner.nodes import manifest_or_none
+
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None or run.finished_at is None:
+        return 0  # gone, or not ended: its end queues it again
     done = 0
+    manifest = manifest_or_none(run)
+    if getattr(settings, "DMAAS_MEASURE_BUILDS", True) and manifest is not None:
+        note_run(run, manifest)
     pending = list(Measurement.objects.filter(run_id=run_id, kind=K.PRODUCTION, pending=True)
                    .select_related("run").order_by("measured_at", "id"))
     taken = measure_noted(pending)
@@ -227,11 +239,12 @@ def judge_run(run_id: int) -> int:
             continue
         done += 1
         _tell(measurement)
+    Run.objects.filter(pk=run_id, judged_at__isnull=True).update(judged_at=timezone.now())
     return done
 
 
 def measure_noted(noted: Sequence[Measurement]) -> dict[int, Taken]:
-    """What `after_node` noted, measured in ONE warehouse lease (the relations as the run left them):
+    """What `note_run` noted, measured in ONE warehouse lease (the relations as the run left them):
     {measurement id: Taken}. The previous columns of each model are read before the lease, so the
     warehouse (on DuckDB, its one file) is held for the queries alone. Never raises: a relation the
     warehouse refuses gets its error; a warehouse that cannot be reached, an error on each."""
@@ -296,10 +309,15 @@ def _keep_taken(measurement: Measurement, taken: Taken | None) -> Measurement:
 
 
 def unjudged_runs(before: dt.datetime, limit: int = 20) -> list[int]:
-    """Ended runs (finished before `before`) with production measurements still unjudged: for the
-    reconciler (a cancelled run, a judging task lost with its worker)."""
-    return list(Measurement.objects.filter(pending=True, run__finished_at__lt=before)
-                .order_by("run_id").values_list("run_id", flat=True).distinct()[:limit])
+    """Runs that ended before `before` (and within a day of it) and were never judged: for the
+    reconciler (a cancelled run, a judging task lost with its worker). None while measuring is off."""
+    from runner.models import Run
+
+    if not getattr(settings, "DMAAS_MEASURE_BUILDS", True):
+        return []
+    return list(Run.objects.filter(judged_at__isnull=True, finished_at__lt=before,
+                                   finished_at__gte=before - dt.timedelta(days=1))
+                .order_by("finished_at").values_list("pk", flat=True)[:limit])
 
 
 def _tell(measurement: Measurement) -> None:

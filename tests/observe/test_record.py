@@ -101,9 +101,8 @@ def test_a_runs_measurements_are_judged_once_after_it_has_ended(duck):
         run = drain(runs.fire_schedule(Schedule.objects.get().pk, at))
         assert run.status == "success"
         taken = Measurement.objects.filter(run=run)
-        assert taken.count() == 2 and taken.filter(pending=True).count() == 2
-        assert taken.get(model="orders").rows == 100 and not taken.get(model="orders").columns  # the build's count
-        assert not Anomaly.objects.exists()  # nothing judged while the run built
+        assert not taken.exists() and not Anomaly.objects.exists()  # the nodes did nothing for the data watch
+        assert run.judged_at is None
         assert OutboxTask.objects.filter(task="runner.tasks.judge_run", arg=run.pk).count() == 1
         page = Client()
         page.force_login(make_persona("viewer"))
@@ -114,7 +113,12 @@ def test_a_runs_measurements_are_judged_once_after_it_has_ended(duck):
     assert 'id="judging"' not in html and "The data looks unusual" in html
     assert Anomaly.objects.filter(model="orders", metric="row_count", run=run).count() == 1
     assert Incident.objects.filter(cause="anomaly", subject="orders").count() == 1
-    assert not taken.filter(pending=True).exists() and taken.get(model="paid").rows == 2
+    assert taken.count() == 2 and not taken.filter(pending=True).exists() and taken.get(model="paid").rows == 2
+    orders = taken.get(model="orders")  # the build's exact count, the node's end, statistics taken after
+    assert orders.rows == 100 and orders.columns and orders.node_run.name == "orders"
+    assert orders.measured_at == orders.node_run.finished_at
+    run.refresh_from_db()
+    assert run.judged_at >= run.finished_at
 
 
 @pytest.mark.django_db
@@ -123,7 +127,9 @@ def test_the_reconciler_queues_the_judging_of_an_ended_run_left_unjudged(duck):
     load(duck, 10)
     run = hourly_run(START)
     OutboxTask.objects.all().delete()
-    Measurement.objects.filter(run=run).update(pending=True)  # e.g. cancelled, or its task died
+    Measurement.objects.filter(run=run).delete()  # e.g. cancelled, or its task died before it noted
+    run.judged_at = None
+    run.save(update_fields=["judged_at"])
     # not before the run has been over for DMAAS_NODE_LOST_SECONDS (its task may still be queued)
     assert runs.reconcile(now=run.finished_at + dt.timedelta(seconds=30))["judge"] == 0
     assert runs.reconcile(now=run.finished_at + dt.timedelta(minutes=11))["judge"] == 1
@@ -131,6 +137,7 @@ def test_the_reconciler_queues_the_judging_of_an_ended_run_left_unjudged(duck):
     assert runner.tasks.judge_run(run.pk) == "2 judged"
     OutboxTask.objects.all().delete()
     assert runs.reconcile(now=run.finished_at + dt.timedelta(minutes=20))["judge"] == 0
+    assert Measurement.objects.filter(run=run).count() == 2
 
 
 @pytest.mark.django_db
