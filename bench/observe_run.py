@@ -202,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  round {round_no + 1} {'measured' if measure else 'plain':<9}{best['wall_seconds']:8.2f} s  "
                       f"({best['nodes']} nodes, SQL {best['warehouse_seconds_sum']:.1f} s in tasks{after})", flush=True)
         ratio = min(measured) / min(plain)
+        from django.db.models import Count
+
         from runner.models import Anomaly, Measurement
 
         result = {"mode": "hourly run", "models": args.models, "rows_per_source": args.rows, "workers": args.workers,
@@ -209,13 +211,17 @@ def main(argv: list[str] | None = None) -> int:
                   "best_plain": min(plain), "best_measured": min(measured), "ratio": ratio, "target": TARGET,
                   "judged_seconds_after_end": judged,
                   "pass": ratio <= TARGET, "measurements": Measurement.objects.count(),
-                  "anomalies": Anomaly.objects.count(), "environment": runs_bench.environment(),
+                  "anomalies": Anomaly.objects.count(),
+                  "anomalies_by_metric": dict(Anomaly.objects.values_list("metric").annotate(n=Count("id"))
+                                              .values_list("metric", "n")),
+                  "environment": runs_bench.environment(),
                   "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                   "seconds": round(time.perf_counter() - started, 1)}
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "observe.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
         print(f"\n  best plain run       {min(plain):8.2f} s")
-        print(f"  best measured run    {min(measured):8.2f} s   (anomalies raised in all: {result['anomalies']})")
+        print(f"  best measured run    {min(measured):8.2f} s   (anomalies raised in all: {result['anomalies']}: "
+              f"{', '.join(f'{k} {v}' for k, v in sorted(result['anomalies_by_metric'].items()))})")
         print(f"  ratio measured/plain {ratio:8.3f}   target <= {TARGET:.2f}  {'PASS' if ratio <= TARGET else 'FAIL'}")
         print(f"  anomalies judged     {min(judged):8.2f} s after the measured run's end (best; its judging task)")
         load = os.getloadavg()[0]
