@@ -110,33 +110,52 @@ def take(adapter: Any, manifest: Any, results: Iterable[Any]) -> list[Taken]:
 
 
 def _take_one(adapter: Any, manifest: Any, result: Any) -> Taken | None:
-    if result.resource_type not in BUILT or result.status != "success":
+    if result.status != "success":
         return None
-    node = manifest.nodes.get(result.unique_id)
-    if node is None or node.materialized == "ephemeral" or result.unique_id not in manifest.relations:
+    node = measurable(manifest, result.unique_id)
+    if node is None:
         return None
-    schema, name = manifest.relations[result.unique_id]
-    taken = Taken(model=result.name, schema=schema, unique_id=result.unique_id, measured_at=timezone.now(),
+    relation = manifest.relations[result.unique_id]
+    taken = Taken(model=result.name, schema=relation[0], unique_id=result.unique_id, measured_at=timezone.now(),
                   rows=result.rows, seconds=result.seconds, before=last_columns(result.name))
+    _measure_into(taken, adapter, relation, node, _exact_rows(node, result.rows))
+    return taken
+
+
+def measurable(manifest: Any, uid: str) -> Any:
+    """The manifest's node `uid` when a build of it leaves a relation to measure (a model or seed, not
+    ephemeral), else None."""
+    node = manifest.nodes.get(uid)
+    if node is None or node.resource_type not in BUILT or node.materialized == "ephemeral":
+        return None
+    return node if uid in manifest.relations else None
+
+
+def _exact_rows(node: Any, rows: int | None) -> int | None:
+    """The build's row count when it is the relation's (a full build); an incremental one counts what
+    it added, and a view counts nothing."""
+    return rows if node.materialized in ("table", "seed") or node.resource_type == "seed" else None
+
+
+def _measure_into(taken: Taken, adapter: Any, relation: tuple[str, str], node: Any, exact: int | None) -> None:
+    """Measure the node's relation (schema, name) into `taken`; a query the warehouse refuses is kept
+    as its error."""
+    schema, name = relation
     try:
-        # the build's count is the table's for a full build; an incremental one counts what it added
-        exact = result.rows if node.materialized in ("table", "seed") or node.resource_type == "seed" else None
-        relation = stats.measure(adapter, schema, name, kind="view" if node.materialized == "view" else "table",
+        measured = stats.measure(adapter, schema, name, kind="view" if node.materialized == "view" else "table",
                                  rows=exact, top_hint=_hint(taken.before))
     except Exception as err:  # noqa: BLE001 - the warehouse refused the query: kept on the measurement
         log.warning("measuring %s.%s failed", schema, name, exc_info=True)
         taken.error = f"Measuring failed: {err}"[:5000]
-        return taken
-    taken.rows, taken.bytes, taken.columns = relation.rows, relation.bytes, relation.columns
-    taken.measure_seconds = relation.seconds
-    return taken
+        return
+    taken.rows, taken.bytes, taken.columns = measured.rows, measured.bytes, measured.columns
+    taken.measure_seconds = measured.seconds
 
 
-def last_columns(model: str, *, but: int | None = None) -> list[dict[str, Any]] | None:
-    """The columns of the model's last production measurement that worked, other than `but` (None:
-    there is none). A run's measurement still waiting for its statistics (no columns) is passed over."""
-    found = (Measurement.objects.filter(model=model, kind__in=PRODUCTION_KINDS, error="")
-             .exclude(pk=but).exclude(columns=[])
+def last_columns(model: str) -> list[dict[str, Any]] | None:
+    """The columns of the model's last complete production measurement that worked (None: there is
+    none); a run's measurements still pending have no statistics yet."""
+    found = (Measurement.objects.filter(MEASURE_COMPLETE, model=model, kind__in=PRODUCTION_KINDS, error="")
              .order_by("-measured_at", "-id").values_list("columns", flat=True).first())
     return None if found is None else [c for c in found if isinstance(c, dict)]
 
@@ -161,47 +180,43 @@ def note_run(run: Any, manifest: Any) -> list[Measurement]:
         new = []
         for node in NodeRun.objects.filter(run=run, status=NodeStatus.SUCCESS, resource_type__in=BUILT).only(
                 "pk", "unique_id", "name", "rows", "seconds", "finished_at"):
-            built = manifest.nodes.get(node.unique_id)
-            if (node.pk in noted or built is None or built.materialized == "ephemeral"
-                    or node.unique_id not in manifest.relations):
+            built = measurable(manifest, node.unique_id)
+            if node.pk in noted or built is None:
                 continue
-            exact = node.rows if built.materialized in ("table", "seed") or built.resource_type == "seed" else None
             new.append(Measurement(model=node.name, kind=K.PRODUCTION, schema=manifest.relations[node.unique_id][0],
-                                   measured_at=node.finished_at or timezone.now(), rows=exact, seconds=node.seconds,
-                                   run=run, node_run=node, pending=True))
+                                   measured_at=node.finished_at or timezone.now(), rows=_exact_rows(built, node.rows),
+                                   seconds=node.seconds, run=run, node_run=node, pending=True))
         return Measurement.objects.bulk_create(new)
 
 
 # --------------------------------------------------------------------------- keeping and judging
 
 
-def save_all(taken: Sequence[Taken], kind: str, *, judge_now: bool = True, **links: Any) -> list[Measurement]:
-    """One Measurement per taken one (links: run, node_run, ci_build, test_run, deployment); a
-    production one judged and reported at once, or with `judge_now` False left for `judge_run`.
-    Never raises."""
+def save_all(taken: Sequence[Taken], kind: str, **links: Any) -> list[Measurement]:
+    """One Measurement per taken one (links: run, node_run, ci_build, test_run, deployment); judged
+    and reported as the module docstring says. Never raises."""
     saved = []
     for one in taken:
         try:
             with transaction.atomic():
-                measurement = save(one, kind, judge_now=judge_now, **links)
+                measurement = save(one, kind, **links)
         except Exception:  # noqa: BLE001 - keeping a measurement never fails the build it measured
             log.exception("could not keep the measurement of %s", one.model)
             continue
         saved.append(measurement)
-        if kind == K.PRODUCTION and judge_now:
+        if kind == K.PRODUCTION:
             _tell(measurement)
     return saved
 
 
-def save(taken: Taken, kind: str, *, judge_now: bool = True, **links: Any) -> Measurement:
-    judged = kind == K.PRODUCTION and judge_now
+def save(taken: Taken, kind: str, **links: Any) -> Measurement:
     measurement = Measurement.objects.create(
         model=taken.model, kind=kind, schema=taken.schema, measured_at=taken.measured_at, rows=taken.rows,
         seconds=taken.seconds, bytes=taken.bytes, measure_seconds=taken.measure_seconds, columns=taken.columns,
         error=taken.error, **links)
     if kind in PRODUCTION_KINDS and not taken.error:
         record_schema_changes(measurement, taken.before)
-    if judged:
+    if kind == K.PRODUCTION:
         judge(measurement)
     return measurement
 
@@ -224,7 +239,7 @@ def judge_run(run_id: int) -> int:
         note_run(run, manifest)
     pending = list(Measurement.objects.filter(run_id=run_id, kind=K.PRODUCTION, pending=True)
                    .select_related("run").order_by("measured_at", "id"))
-    taken = measure_noted(pending)
+    taken = measure_noted(pending, manifest)
     for noted in pending:
         pk = noted.pk
         try:
@@ -243,30 +258,25 @@ def judge_run(run_id: int) -> int:
     return done
 
 
-def measure_noted(noted: Sequence[Measurement]) -> dict[int, Taken]:
-    """What `note_run` noted, measured in ONE warehouse lease (the relations as the run left them):
-    {measurement id: Taken}. The previous columns of each model are read before the lease, so the
-    warehouse (on DuckDB, its one file) is held for the queries alone. Never raises: a relation the
-    warehouse refuses gets its error; a warehouse that cannot be reached, an error on each."""
-    if not noted:
-        return {}
+def measure_noted(noted: Sequence[Measurement], manifest: Any) -> dict[int, Taken]:
+    """What `note_run` noted of one run, measured in ONE warehouse lease (the relations as the run
+    left them; `manifest`: the run's): {measurement id: Taken}. The previous columns of each model are
+    read before the lease, so the warehouse (on DuckDB, its one file) is held for the queries alone.
+    Never raises: a relation the warehouse refuses gets its error; a warehouse that cannot be
+    reached, an error on each."""
     from runner import warehouse as wh
-    from runner.nodes import manifest_or_none
 
-    manifests: dict[int, Any] = {}
-    built: dict[tuple[int, str], Any] = {}
-    for m in noted:
-        if m.run_id not in manifests:
-            manifest = manifests[m.run_id] = manifest_or_none(m.run)
-            for uid, node in (manifest.nodes.items() if manifest is not None else ()):
-                if node.resource_type in BUILT and uid in manifest.relations:
-                    built[(m.run_id, node.name)] = (uid, node, manifest.relations[uid])
+    built = {}
+    for uid in (manifest.nodes if manifest is not None else ()):
+        node = measurable(manifest, uid)
+        if node is not None:
+            built[node.name] = (uid, node)
     out: dict[int, Taken] = {}
     for m in noted:
-        found = built.get((m.run_id, m.model))
-        out[m.pk] = Taken(model=m.model, schema=m.schema, unique_id=found[0] if found else "", measured_at=m.measured_at,
-                          rows=m.rows, seconds=m.seconds, before=last_columns(m.model, but=m.pk))
-        if found is None:
+        uid, _ = built.get(m.model, ("", None))
+        out[m.pk] = Taken(model=m.model, schema=m.schema, unique_id=uid, measured_at=m.measured_at,
+                          rows=m.rows, seconds=m.seconds, before=last_columns(m.model))
+        if not uid:
             out[m.pk].error = "Measuring failed: the model is not in its run's project any more."
     todo = [m for m in noted if not out[m.pk].error]
     if not todo:
@@ -274,26 +284,14 @@ def measure_noted(noted: Sequence[Measurement]) -> dict[int, Taken]:
     try:
         with wh.get_warehouse().build() as adapter:
             for m in todo:
-                _, node, (schema, name) = built[(m.run_id, m.model)]
-                _measure_into(out[m.pk], adapter, schema, name, node)
+                uid, node = built[m.model]
+                _measure_into(out[m.pk], adapter, manifest.relations[uid], node, m.rows)
     except Exception as err:  # noqa: BLE001 - the warehouse could not be reached: said on each
         log.warning("could not measure run %s's relations", noted[0].run_id, exc_info=True)
         for m in todo:
             if out[m.pk].measure_seconds is None and not out[m.pk].error:
                 out[m.pk].error = f"Measuring failed: {err}"[:5000]
     return out
-
-
-def _measure_into(taken: Taken, adapter: Any, schema: str, name: str, node: Any) -> None:
-    try:
-        relation = stats.measure(adapter, schema, name, kind="view" if node.materialized == "view" else "table",
-                                 rows=taken.rows, top_hint=_hint(taken.before))
-    except Exception as err:  # noqa: BLE001 - the warehouse refused the query: kept on the measurement
-        log.warning("measuring %s.%s failed", schema, name, exc_info=True)
-        taken.error = f"Measuring failed: {err}"[:5000]
-        return
-    taken.rows, taken.bytes, taken.columns = relation.rows, relation.bytes, relation.columns
-    taken.measure_seconds = relation.seconds
 
 
 def _keep_taken(measurement: Measurement, taken: Taken | None) -> Measurement:
