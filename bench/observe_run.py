@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import os
 import secrets
-import shutil
 import sys
 import tempfile
 import time
@@ -237,14 +236,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nBENCHMARK FAILED: {err}", file=sys.stderr)
         status = 1
     finally:
-        runs_bench.forget_redis_keys(args.redis_url, prefix)
-        if drop is not None:
-            try:
-                drop()
-            except Exception as err:  # noqa: BLE001 - reported; the work dir is still cleaned
-                print(f"warning: could not drop the throwaway database: {err}", file=sys.stderr)
-        if args.work is None and status == 0:
-            shutil.rmtree(work, ignore_errors=True)
-        elif status:
-            print(f"work dir kept for inspection: {work}", file=sys.stderr)
+        runs_bench.clean_up(args, prefix, [drop] if drop is not None else [], work, status)
     return status

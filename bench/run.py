@@ -589,17 +589,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nBENCHMARK FAILED: {err}", file=sys.stderr)
         status = 1
     finally:
-        forget_redis_keys(args.redis_url, prefix)
-        for drop in reversed(drops):
-            try:
-                drop()
-            except Exception as err:  # noqa: BLE001 - reported, the rest still cleaned
-                print(f"warning: could not drop a throwaway database: {err}", file=sys.stderr)
-        if args.work is None and status == 0:
-            shutil.rmtree(work, ignore_errors=True)
-        elif status:
-            print(f"work dir kept for inspection: {work}", file=sys.stderr)
+        clean_up(args, prefix, drops, work, status)
     return status
+
+
+def clean_up(args: Any, prefix: str, drops: list[Callable[[], None]], work: Path, status: int) -> None:
+    """A benchmark's end, whatever happened: its Redis keys and throwaway databases go; its work dir
+    too unless `--work` named it or the benchmark failed (then it is kept for inspection)."""
+    forget_redis_keys(args.redis_url, prefix)
+    for drop in reversed(drops):
+        try:
+            drop()
+        except Exception as err:  # noqa: BLE001 - reported, the rest still cleaned
+            print(f"warning: could not drop a throwaway database: {err}", file=sys.stderr)
+    if args.work is None and status == 0:
+        shutil.rmtree(work, ignore_errors=True)
+    elif status:
+        print(f"work dir kept for inspection: {work}", file=sys.stderr)
 
 
 if __name__ == "__main__":
