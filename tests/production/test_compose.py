@@ -1,11 +1,16 @@
-"""docker-compose.yml, read as YAML (Docker does not run here): the production shape it promises."""
+"""docker-compose.yml: the production shape it promises, read as YAML, and checked by Compose itself
+(`docker-compose config`: its schema and interpolation; no Docker engine runs here, so nothing is started)."""
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import yaml
+
+from tests.services import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -76,3 +81,40 @@ def test_one_shared_cache_for_the_web_workers_and_the_data_on_named_volumes():
     for name in ("web", "worker", "beat", "migrate"):  # saves (web) and builds (worker) share one repository
         assert "repo:/data" in mounts[name], name
     assert "ENV DMAAS_REPO=/data/" in (ROOT / "Dockerfile").read_text()
+
+
+def _compose_config(tmp_path: Path, env: str) -> subprocess.CompletedProcess:
+    """`docker-compose config` (Compose's own parser, schema and interpolation; it needs no Docker
+    engine) on a copy of the file beside the given .env."""
+    if not shutil.which("docker-compose"):
+        unavailable("docker-compose is not installed (apt-get install docker-compose)")
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path / "docker-compose.yml")
+    (tmp_path / ".env").write_text(env)
+    return subprocess.run(["docker-compose", "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+
+def _filled_env_example() -> str:
+    """.env.example with its blank secrets filled in, as an operator would."""
+    lines = []
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        name, sep, value = line.partition("=")
+        lines.append(f"{name}=secret-{name.lower()}" if sep and not line.startswith("#") and not value and
+                     (name.endswith("PASSWORD") or name == "DMAAS_SECRET_KEY") else line)
+    return "\n".join(lines) + "\n"
+
+
+def test_compose_itself_accepts_the_file_with_env_example_filled_in(tmp_path):
+    result = _compose_config(tmp_path, _filled_env_example())
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert set(resolved["services"]) == set(SERVICES)
+    web = resolved["services"]["web"]
+    assert web["environment"]["DMAAS_SECRET_KEY"] == "secret-dmaas_secret_key"
+    assert web["environment"]["DMAAS_WAREHOUSE"].startswith("postgresql://dmaas_warehouse:secret-warehouse_password@")
+    assert web["command"][web["command"].index("--workers") + 1] == "3"  # DMAAS_PROD_WEB_WORKERS from the .env
+
+
+def test_compose_refuses_to_start_without_the_passwords(tmp_path):
+    result = _compose_config(tmp_path, (ROOT / ".env.example").read_text())
+    assert result.returncode != 0
+    assert "set POSTGRES_PASSWORD in .env" in result.stderr
