@@ -1,8 +1,10 @@
 """Load drivers of the reliability suite, shared by the short CI cases and bench/reliability.py's long ones:
-a steady-rate HTTP driver (threads, each client on a token of its own) and percentiles."""
+a steady-rate HTTP driver (threads, each client on a token of its own), GET and POST with a token, and
+percentiles."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import urllib.error
@@ -51,6 +53,19 @@ def get(url: str, token: str, timeout: float = 10) -> tuple[int, dict[str, str]]
         return err.code, dict(err.headers)
     except (OSError, urllib.error.URLError):
         return 0, {}
+
+
+def post(url: str, token: str, body: dict, timeout: float = 60) -> tuple[int, bytes]:
+    """POST `body` as JSON; (status, response body). Status 0: no answer (refused, reset, timed out)."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+    except (OSError, urllib.error.URLError):
+        return 0, b""
 
 
 def steady(call: Callable[[int], int], *, rps: float, seconds: float, clients: int) -> tuple[Tally, float]:
