@@ -68,7 +68,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from runner.engine.adapters import Adapter, adapter_for
@@ -111,7 +111,10 @@ class QueryResult:
     elapsed_ms: float
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # The rows as they are, not copied: they are JSON-safe values already, and dataclasses.asdict's
+        # deep copy of 1,000 rows was about a third of a PostgreSQL preview's time in the server.
+        return {"columns": [dict(c) for c in self.columns], "rows": self.rows, "row_count": self.row_count,
+                "truncated": self.truncated, "elapsed_ms": self.elapsed_ms}
 
 
 @dataclass
