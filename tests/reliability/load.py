@@ -1,6 +1,6 @@
 """Load drivers of the reliability suite, shared by the short CI cases and bench/reliability.py's long ones:
-a steady-rate HTTP driver (threads, each client on a token of its own), GET and POST with a token, and
-percentiles."""
+a steady-rate HTTP driver (threads, each client on a token of its own), GET, POST and PUT with a token,
+and percentiles."""
 
 from __future__ import annotations
 
@@ -57,7 +57,16 @@ def get(url: str, token: str, timeout: float = 10) -> tuple[int, dict[str, str]]
 
 def post(url: str, token: str, body: dict, timeout: float = 60) -> tuple[int, bytes]:
     """POST `body` as JSON; (status, response body). Status 0: no answer (refused, reset, timed out)."""
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+    return send("POST", url, token, body, timeout)
+
+
+def put(url: str, token: str, body: dict, timeout: float = 60) -> tuple[int, bytes]:
+    """PUT `body` as JSON; (status, response body), as `post`."""
+    return send("PUT", url, token, body, timeout)
+
+
+def send(method: str, url: str, token: str, body: dict, timeout: float = 60) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method=method,
                                      headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -1,4 +1,4 @@
-"""The production shape for the long load cases (L3, L4): gunicorn serving the portal from its PostgreSQL
+"""The production shape for the long load cases (L1, L3, L4): gunicorn serving the portal from its PostgreSQL
 database, and the warehouse's two logins made by `manage.py dmaas_warehouse_roles`, as
 docker-compose.yml's `migrate` service makes them.
 
@@ -68,9 +68,10 @@ def warm(call: Callable[[], Any], workers: int) -> None:
         t.join()
 
 
-def served_ms(log: Path, method: str, path: str) -> list[float]:
-    """duration_ms of each request to `path` in gunicorn's JSON log: the time inside the server, from
-    the portal's middleware on (the wait in gunicorn's backlog and the client's own time excluded)."""
+def served_ms(log: Path, method: str, path: str, *, prefix: bool = False) -> list[float]:
+    """duration_ms of each request to `path` (with `prefix`, to any path under it) in gunicorn's JSON log:
+    the time inside the server, from the portal's middleware on (the wait in gunicorn's backlog and the
+    client's own time excluded)."""
     found = []
     for line in log.read_text(errors="replace").splitlines():
         if '"duration_ms"' not in line:
@@ -79,7 +80,8 @@ def served_ms(log: Path, method: str, path: str) -> list[float]:
             entry = json.loads(line)
         except ValueError:
             continue
-        if entry.get("method") == method and entry.get("path") == path:
+        served = str(entry.get("path", ""))
+        if entry.get("method") == method and (served.startswith(path) if prefix else served == path):
             found.append(float(entry["duration_ms"]))
     return found
 
