@@ -361,7 +361,8 @@ def _follow_branch(store: GitStore, change: ChangeRequest) -> None:
     if row.state == S.APPROVED and row.approved_sha != tip:
         fields.update(state=S.SUBMITTED, approved_sha="")
     ChangeRequest.objects.filter(pk=change.pk).update(**fields)
-    change.refresh_from_db()
+    # The locked row is the whole row as it now stands: no second read while holding it.
+    change.__dict__.update({f.attname: getattr(row, f.attname) for f in change._meta.concrete_fields}, **fields)
 
 
 def _conflict_check(store: GitStore, snap: Snapshot, base: str, name: str, hints: tuple[str, ...],

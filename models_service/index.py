@@ -89,7 +89,10 @@ def model_row(v: ModelVersion) -> tuple[dict[str, Any], list[dict[str, Any]], li
 
 
 def _mark_ref(ref: str, sha: str) -> None:
-    IndexedRef.objects.update_or_create(ref=ref, defaults={"sha": sha})
+    # One upsert: update_or_create costs a savepoint, a SELECT ... FOR UPDATE and an UPDATE, and after
+    # a save this runs while the change's row is locked (changes._record).
+    IndexedRef.objects.bulk_create([IndexedRef(ref=ref, sha=sha)], update_conflicts=True, unique_fields=["ref"],
+                                   update_fields=["sha", "indexed_at"])
 
 
 def index_models(ref: str, snap: Snapshot, model_names: Iterable[str], *, overlay: bool = False) -> None:
@@ -98,12 +101,14 @@ def index_models(ref: str, snap: Snapshot, model_names: Iterable[str], *, overla
 
     A handful of statements whatever the number of models (a group of concurrent saves indexes
     twenty-odd at once): an upsert on (ref, kind, name) for the rows read, one for rows marked
-    deleted (which keep their other fields), then their columns and tags replaced in bulk.
+    deleted (which keep their other fields), then their columns and tags replaced in bulk. No
+    savepoint of its own: a failure here fails the caller's transaction (a save's bookkeeping runs
+    this while holding the change's row, so every statement counts).
     """
     model_names = list(dict.fromkeys(model_names))
     if not model_names:
         return
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         rows = {n.name: n for n in IndexedNode.objects.filter(ref=ref, kind=NodeKind.MODEL, name__in=model_names)}
         found: dict[str, tuple[dict[str, Any], list[dict[str, Any]], list[str]]] = {}
         gone: list[str] = []
@@ -122,20 +127,24 @@ def index_models(ref: str, snap: Snapshot, model_names: Iterable[str], *, overla
         if gone and not overlay:
             IndexedNode.objects.filter(ref=ref, kind=NodeKind.MODEL, name__in=gone).delete()
             gone = []
+        upserted: list[IndexedNode] = []
         if found:
             fields = list(next(iter(found.values()))[0])
-            IndexedNode.objects.bulk_create(
+            upserted += IndexedNode.objects.bulk_create(
                 [IndexedNode(ref=ref, kind=NodeKind.MODEL, name=name, **row) for name, (row, _, _) in found.items()],
                 update_conflicts=True, unique_fields=["ref", "kind", "name"], update_fields=fields)
         if gone:
-            IndexedNode.objects.bulk_create(
+            upserted += IndexedNode.objects.bulk_create(
                 [IndexedNode(ref=ref, kind=NodeKind.MODEL, name=name, deleted=True, commit_sha=snap.commit or "")
                  for name in gone],
                 update_conflicts=True, unique_fields=["ref", "kind", "name"], update_fields=["deleted", "commit_sha"])
-        written = [*found, *gone]
-        if not written:
+        if not upserted:
             return
-        pks = dict(IndexedNode.objects.filter(ref=ref, kind=NodeKind.MODEL, name__in=written).values_list("name", "pk"))
+        if any(node.pk is None for node in upserted):  # a backend that returns no ids from an upsert
+            pks = dict(IndexedNode.objects.filter(ref=ref, kind=NodeKind.MODEL, name__in=[n.name for n in upserted])
+                       .values_list("name", "pk"))
+        else:
+            pks = {node.name: node.pk for node in upserted}
         IndexedColumn.objects.filter(node_id__in=pks.values()).delete()
         IndexedTag.objects.filter(node_id__in=pks.values()).delete()
         IndexedColumn.objects.bulk_create(
