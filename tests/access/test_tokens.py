@@ -158,6 +158,15 @@ def test_last_used_is_recorded_at_most_once_a_minute(analyst):
     assert issued.token.last_used_at > first
 
 
+def test_a_token_used_again_within_the_minute_costs_no_write(analyst, django_assert_num_queries):
+    """Every API call authenticates: reading the token and its user's roles is the whole cost."""
+    issued = issue(analyst)
+    tokens.authenticate(issued.raw)  # records last_used_at
+    with django_assert_num_queries(2):  # the token with its user; the user's roles
+        token = tokens.authenticate(issued.raw)
+    assert token.pk == issued.token.pk
+
+
 def test_a_token_cannot_create_tokens(analyst):
     issued = issue(analyst)
     response = Client().post(
