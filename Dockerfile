@@ -28,4 +28,4 @@ RUN pip install --no-deps -e . \
 ENV DMAAS_REPO=/data/data-models.git
 USER dmaas
 EXPOSE 8000
-CMD ["gunicorn", "portal.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--graceful-timeout", "30"]
+CMD ["gunicorn", "portal.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--graceful-timeout", "30"]

@@ -59,7 +59,8 @@ def test_every_setting_compose_and_env_example_pass_is_read_by_the_portal():
     example = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
                if line and not line.startswith("#")}
     for_compose_itself = {"POSTGRES_PASSWORD", "WAREHOUSE_PASSWORD", "PREVIEW_PASSWORD",
-                          "DMAAS_PROD_WEB_WORKERS", "DMAAS_PROD_CONCURRENCY"}  # interpolated into this file
+                          "DMAAS_PROD_WEB_WORKERS", "DMAAS_PROD_WEB_THREADS",
+                          "DMAAS_PROD_CONCURRENCY"}  # interpolated into this file
     assert for_compose_itself <= set(re.findall(r"\$\{([A-Z_]+)", (ROOT / "docker-compose.yml").read_text()))
     unread = sorted(name for name in (passed | example) - for_compose_itself if not _read_by_the_code(name))
     assert unread == []
@@ -68,9 +69,11 @@ def test_every_setting_compose_and_env_example_pass_is_read_by_the_portal():
 def test_the_plain_http_port_is_published_on_loopback_only_and_process_counts_are_explicit():
     assert SERVICES["web"]["ports"] and all(p.startswith("127.0.0.1:") for p in SERVICES["web"]["ports"])
     assert "${DMAAS_PROD_WEB_WORKERS:-3}" in SERVICES["web"]["command"]
+    assert "${DMAAS_PROD_WEB_THREADS:-4}" in SERVICES["web"]["command"]  # gthread: saves group-commit
     assert "${DMAAS_PROD_CONCURRENCY:-2}" in SERVICES["worker"]["command"]
     prod = (ROOT / "scripts" / "prod").read_text()
     assert 'web_workers="${DMAAS_PROD_WEB_WORKERS:-3}"' in prod and 'concurrency="${DMAAS_PROD_CONCURRENCY:-2}"' in prod
+    assert 'web_threads="${DMAAS_PROD_WEB_THREADS:-4}"' in prod and '--threads "$web_threads"' in prod
 
 
 def test_one_shared_cache_for_the_web_workers_and_the_data_on_named_volumes():
@@ -112,6 +115,7 @@ def test_compose_itself_accepts_the_file_with_env_example_filled_in(tmp_path):
     assert web["environment"]["DMAAS_SECRET_KEY"] == "secret-dmaas_secret_key"
     assert web["environment"]["DMAAS_WAREHOUSE"].startswith("postgresql://dmaas_warehouse:secret-warehouse_password@")
     assert web["command"][web["command"].index("--workers") + 1] == "3"  # DMAAS_PROD_WEB_WORKERS from the .env
+    assert web["command"][web["command"].index("--threads") + 1] == "4"  # DMAAS_PROD_WEB_THREADS
 
 
 def test_compose_refuses_to_start_without_the_passwords(tmp_path):

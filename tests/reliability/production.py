@@ -32,13 +32,17 @@ from .services import free_port, wait_until
 ROOT = Path(__file__).resolve().parents[2]
 
 
+WEB_THREADS = 4  # threads per gunicorn worker: scripts/prod's and docker-compose.yml's DMAAS_PROD_WEB_THREADS
+
+
 @contextmanager
 def gunicorn(workers: int, tmp_path: Path, *, database_url: str, cache_url: str, repo: str, probe: Callable[[str], int],
-             **env: str) -> Iterator[tuple[str, Path]]:
-    """`gunicorn portal.wsgi` with `workers` workers on the portal's database, the request limits counted in
-    the Redis at `cache_url` (as scripts/prod does), JSON logs (one access line per request with its
-    duration_ms) in the log file. `probe(base_url)` returns an HTTP status: 200 once it serves. Extra
-    settings in `env`. Yields (base URL, log file); stops it afterwards."""
+             threads: int = WEB_THREADS, **env: str) -> Iterator[tuple[str, Path]]:
+    """`gunicorn portal.wsgi` with `workers` workers of `threads` threads each (1: gunicorn's sync workers)
+    on the portal's database, the request limits counted in the Redis at `cache_url` (as scripts/prod
+    does), JSON logs (one access line per request with its duration_ms) in the log file.
+    `probe(base_url)` returns an HTTP status: 200 once it serves. Extra settings in `env`. Yields (base
+    URL, log file); stops it afterwards."""
     port = free_port()
     full = {**os.environ, "DATABASE_URL": database_url, "DMAAS_CACHE_URL": cache_url, "DMAAS_DEBUG": "0",
             "DMAAS_SECRET_KEY": secrets.token_urlsafe(64), "DMAAS_ALLOWED_HOSTS": "127.0.0.1", "DMAAS_REPO": repo,
@@ -46,7 +50,7 @@ def gunicorn(workers: int, tmp_path: Path, *, database_url: str, cache_url: str,
     log = tmp_path / "gunicorn.log"
     with log.open("w") as out:
         proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "gunicorn"), "portal.wsgi", "--bind",
-                                 f"127.0.0.1:{port}", "--workers", str(workers)],
+                                 f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads)],
                                 cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
