@@ -1,10 +1,12 @@
-"""The long reliability suite (RELIABILITY.md L3, L4, L6, L7, F4, F1 at full length): not for CI.
+"""The long reliability suite (RELIABILITY.md L1, L3, L4, L6, L7, F4, F1 at full length): not for CI.
 
-Each case is a pytest test of tests/reliability (CI runs the short versions; L3 and L4 on the production
-shape are skipped there), run with the long settings through environment variables; every test writes
+Each case is a pytest test of tests/reliability (CI runs the short versions; L1, L3 and L4 on the
+production shape are skipped there), run with the long settings through environment variables; every test writes
 its figures to bench/out/reliability.json.
 This reads them back and judges each against RELIABILITY.md's targets:
 
+    L1  100 concurrent saves of 100 models        p95 < 2 s (the worst round's); 0 5xx; 100 commits a
+        on one change, 3 rounds                   round; `git fsck --full` clean; no lock file left
     L3  50 users previewing beside hourly runs    preview p95 < 3 s (1,000 rows); run queue delay < 60 s;
                                                   0 errors; every run successful
     L4  the API at 200 rps                        achieved rate >= 95 % of offered; errors < 0.1 %;
@@ -19,15 +21,20 @@ It prints each check (figure, target, PASS/FAIL), a verdict per case (FAIL also 
 failed), and writes bench/out/reliability-long.json: the options, the machine (CPUs, load average
 before and after each case) and every figure. Exit status 0 when every case passed.
 
-    .venv/bin/python bench/reliability.py                       # L3 10 min x 50 users, L4 10 min at 200 rps,
-                                                                # both on gunicorn; L7 1,000, F4 5 min, L6 30 min, F1
+    .venv/bin/python bench/reliability.py                       # L1 3 x 100 saves, L3 10 min x 50 users, L4 10 min
+                                                                # at 200 rps, all on gunicorn; L7 1,000, F4 5 min,
+                                                                # L6 30 min, F1
+    .venv/bin/python bench/reliability.py --only L1 --l1-web-workers 5 --l1-rounds 5
     .venv/bin/python bench/reliability.py --l3-minutes 3 --l4-minutes 3 --soak-minutes 20 --only L3 L4 L7 L6
     .venv/bin/python bench/reliability.py --only L3 --l3-web-workers 0      # L3 on the embedded default
     .venv/bin/python bench/reliability.py --only L6 --soak-minutes 1440     # the 24 h soak
 
-L3 and L4 run on the production shape by default, the one RELIABILITY.md's targets are for: gunicorn
-(`--web-workers`, default 3 as scripts/prod) on a PostgreSQL portal database, the request quotas counted in a
-private Redis (L3's broker too). L3's previews run on a PostgreSQL warehouse as the read-only preview login that
+L1, L3 and L4 run on the production shape by default, the one RELIABILITY.md's targets are for: gunicorn
+(`--web-workers`, default 3 as scripts/prod, each worker with scripts/prod's 4 threads) on a PostgreSQL portal
+database, the request quotas counted in a private Redis (L3's broker too). L1 sends each round's 100 saves
+(PUT /api/v1/changes/<id>/models/m_NNN, one analyst's token) from threads of the pytest process released
+together, to a real bare repository (`--l1-web-workers`, `--l1-rounds`; `--l1-threads 1` serves them
+from sync workers). L3's previews run on a PostgreSQL warehouse as the read-only preview login that
 `manage.py dmaas_warehouse_roles` makes, beside two `celery -A portal worker` processes building the
 hourly runs. `--l3-web-workers 0` runs L3 as CI does (Django's test client in the pytest process, the
 embedded DuckDB file, an in-process worker); `--web-workers 0` does that for L3 and serves L4 from
@@ -56,6 +63,7 @@ FIGURES = ROOT / "bench" / "out" / "reliability.json"
 L3_EMBEDDED = "tests/reliability/test_load.py::test_l3_previews_during_an_hourly_run"
 L4_CI = "tests/reliability/test_load.py::test_l4_the_api_at_a_steady_rate_and_429_with_retry_after_over_quota"
 TESTS = {
+    "L1": "tests/reliability/test_saves.py::test_l1_on_gunicorn_and_postgresql",
     "L3": "tests/reliability/test_load.py::test_l3_on_gunicorn_and_postgresql",
     "L4": "tests/reliability/test_load.py::test_l4_on_gunicorn_and_postgresql",
     "L7": "tests/reliability/test_faults_queue.py::test_l7_tasks_queued_during_an_outage_drain_each_exactly_once",
@@ -64,6 +72,25 @@ TESTS = {
     "F1": "tests/reliability/test_faults_deploy.py",
 }
 Check = tuple[str, str, str, bool]  # what, figure, target, passed
+
+
+def _l1(f: dict[str, Any], args: argparse.Namespace) -> list[Check]:
+    rounds = f.get("per_round", [])
+    inside = [r["server_ms"]["p50"] for r in rounds if r.get("server_ms")]
+    commits = f.get("commits", [])
+    threads = f.get("web_threads", 1)
+    return [("saves a round x rounds", f"{f['saves']} x {f['rounds']} on {f['web_workers']} web workers "
+             + (f"x {threads} threads" if threads > 1 else "(sync)"), f"= 100 x {args.l1_rounds}",
+             f["saves"] == 100 and f["rounds"] == args.l1_rounds),
+            ("save p95, worst round", f"{f['p95_worst_round_s']:.2f} s (all: p50 {f['p50_s']:.2f}, p95 "
+             f"{f['p95_s']:.2f}, max {f['max_s']:.2f})", "< 2 s", f["p95_worst_round_s"] < 2),
+            *([("  of it inside the server", f"p50 {min(inside):.0f}-{max(inside):.0f} ms by round", "(figure)",
+                True)] if inside else []),
+            ("5xx", str(f["errors_5xx"]), "0", f["errors_5xx"] == 0),
+            ("commits a round", "/".join(map(str, commits)), f"= {f['saves']}",
+             bool(commits) and all(c == f["saves"] for c in commits)),
+            ("git fsck --full", "clean" if f["fsck"] == "clean" else "NOT clean", "clean", f["fsck"] == "clean"),
+            ("lock files left", str(len(f["locks_left"])), "0", not f["locks_left"])]
 
 
 def _l3(f: dict[str, Any], args: argparse.Namespace) -> list[Check]:
@@ -120,7 +147,7 @@ def _f1(f: dict[str, Any], args: argparse.Namespace) -> list[Check]:
 
 
 JUDGES: dict[str, Callable[[dict[str, Any], argparse.Namespace], list[Check]]] = {
-    "L3": _l3, "L4": _l4, "L6": _l6, "L7": _l7, "F4": _f4, "F1": _f1}
+    "L1": _l1, "L3": _l3, "L4": _l4, "L6": _l6, "L7": _l7, "F4": _f4, "F1": _f1}
 
 
 def loadavg() -> str:
@@ -143,6 +170,12 @@ def main() -> int:
                              "default, L4 on Django's live server thread")
     parser.add_argument("--l3-web-workers", type=int,
                         help="L3 gunicorn workers (default --web-workers); 0: L3 on the embedded default")
+    parser.add_argument("--l1-web-workers", type=int,
+                        help="L1 gunicorn workers (default --web-workers, or 3 when that is 0)")
+    parser.add_argument("--l1-threads", type=int, default=4,
+                        help="L1 threads per gunicorn worker (default 4, scripts/prod's; 1: sync workers)")
+    parser.add_argument("--l1-rounds", type=int, default=3, help="L1 rounds of 100 saves, each on a new change "
+                                                                 "(default 3)")
     parser.add_argument("--tasks", type=int, default=1000, help="L7 tasks queued (default 1000)")
     parser.add_argument("--outage-minutes", type=float, default=5, help="F4 Redis outage (default 5)")
     parser.add_argument("--soak-minutes", type=float, default=30, help="L6 soak (default 30; 1440 for 24 h)")
@@ -153,7 +186,11 @@ def main() -> int:
     l4 = args.minutes if args.l4_minutes is None else args.l4_minutes
     if args.l3_web_workers is None:
         args.l3_web_workers = args.web_workers
+    if args.l1_web_workers is None:
+        args.l1_web_workers = args.web_workers or 3
     env = {**os.environ, "DJANGO_ALLOW_ASYNC_UNSAFE": "true",
+           "DMAAS_RELIABILITY_L1_GUNICORN": str(args.l1_web_workers),
+           "DMAAS_RELIABILITY_L1_THREADS": str(args.l1_threads), "DMAAS_RELIABILITY_L1_ROUNDS": str(args.l1_rounds),
            "DMAAS_RELIABILITY_L3_SECONDS": str(l3 * 60), "DMAAS_RELIABILITY_L3_USERS": str(args.users),
            "DMAAS_RELIABILITY_L3_THINK": str(args.think), "DMAAS_RELIABILITY_L3_GUNICORN": str(args.l3_web_workers),
            "DMAAS_RELIABILITY_L4_SECONDS": str(l4 * 60), "DMAAS_RELIABILITY_L4_RPS": str(args.rps),

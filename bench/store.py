@@ -16,7 +16,9 @@ model (`changes.save_model`) on one change request, like N requests served at on
 uses a new change. It prints p50 / p95 / max of the N latencies per round and over all rounds,
 how long the saves spent in `GitStore.commit` (waiting for the branch and committing) against the
 database work after it, and checks what L1 asks: N commits on the branch, every acknowledged sha
-on it, head_sha at the tip, `git fsck --full` clean, no lock file left. Target: p95 < 2 s.
+on it, head_sha at the tip, `git fsck --full` clean, no lock file left. Target: p95 < 2 s. All in
+one interpreter (one GIL, no HTTP): RELIABILITY L1 as production serves it, over HTTP to gunicorn's
+worker processes, is `bench/reliability.py --only L1` (tests/reliability/test_saves.py).
 `--models 0` saves N new models into the bare skeleton (as tests/models_service/test_concurrency.py
 does); `--database-url` runs on PostgreSQL (a throwaway database is created and dropped there).
 
