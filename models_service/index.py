@@ -19,6 +19,7 @@ from django.db.models import Count, Max, Q
 from django.db.models.signals import post_delete, post_save
 
 from . import access, model_files
+from .catalog_index import CatalogIndex, Entry
 from .errors import InvalidInput, ModelVersion
 from .git_store import MAIN_REF, GitStore, Snapshot, names
 from .models import ChangeRequest, IndexedColumn, IndexedNode, IndexedRef, IndexedTag, NodeKind
@@ -326,12 +327,6 @@ def models_in(user: Any, change: ChangeRequest | None = None, kind: str | None =
     return sorted(rows.values(), key=lambda n: (n.kind, n.name))
 
 
-# Ranks of a match, best first: the search page shows why a node was found. A node keeps its best.
-EXACT, PREFIX, CONTAINS, TAG, OWNER, COLUMN_EXACT, COLUMN, DESCRIPTION, COLUMN_DESCRIPTION = (
-    100, 80, 60, 50, 45, 40, 35, 20, 15)
-REASONS = {EXACT: "name", PREFIX: "name starts with", CONTAINS: "name contains", TAG: "tag", OWNER: "owner",
-           COLUMN_EXACT: "column", COLUMN: "column", DESCRIPTION: "description",
-           COLUMN_DESCRIPTION: "column description"}
 FILTERS = ("tag", "owner", "column", "kind")  # `tag:finance orders`: a word with a prefix narrows the search
 MAX_QUERY = 200
 
@@ -345,18 +340,6 @@ class SearchHit:
     reason: str
     column: str = ""  # the matched column's name
     matched: str = ""  # the text that matched (a tag, an owner)
-
-
-@dataclass
-class _Match:
-    score: int = 0
-    reason: str = ""
-    column: str = ""
-    matched: str = ""
-
-    def offer(self, score: int, column: str = "", matched: str = "") -> None:
-        if score > self.score:
-            self.score, self.reason, self.column, self.matched = score, REASONS[score], column, matched
 
 
 def parse_query(query: str) -> tuple[list[str], dict[str, str]]:
@@ -380,25 +363,8 @@ def parse_query(query: str) -> tuple[list[str], dict[str, str]]:
     return words, filters
 
 
-@dataclass(frozen=True)
-class _Entry:
-    """What search reads of one node on main, lower-cased once."""
-
-    pk: int
-    kind: str
-    name: str
-    low: str
-    last: str  # a source's table part (`orders` of shop.orders); the name otherwise
-    owner: str
-    description: str
-    tags: dict[str, str]  # lower -> as written
-    columns: tuple[tuple[str, str], ...]  # (lower name, name), in position order
-    column_names: str  # the lower names joined by newlines: one `in` rules most nodes out
-    column_descriptions: tuple[tuple[str, str], ...]  # (lower description, column name)
-
-
 _snapshot_lock = threading.Lock()
-_snapshot: tuple[tuple[Any, ...], list[_Entry]] | None = None
+_snapshot: tuple[tuple[Any, ...], CatalogIndex] | None = None
 _generation = [0]  # rows saved or deleted one by one in this process (the admin, tests)
 
 
@@ -421,11 +387,12 @@ def _version() -> tuple[Any, ...]:
             IndexedColumn.objects.aggregate(top=Max("pk"))["top"], IndexedTag.objects.aggregate(top=Max("pk"))["top"])
 
 
-def _entries() -> list[_Entry]:
-    """Main's nodes as search reads them, read again (three queries) only when main's rows changed.
+def _catalog() -> CatalogIndex:
+    """Main's nodes as search reads them, with their inverted index: read (three queries) and built
+    again only when main's rows changed, so once per main sha in each web process.
 
-    Matching 2,000 nodes and their 24,000 columns in memory takes a few milliseconds; the same
-    LIKE '%x%' scans in SQL took 50-300 ms per search (bench/catalog.py), more on a busy database."""
+    The LIKE '%x%' scans in SQL took 50-300 ms per search at 2,000 nodes (bench/catalog.py), more on a
+    busy database; scoring every node in memory took 540 ms p95 at 10,000 (docs/capacity.md)."""
     global _snapshot
     version = _version()
     found = _snapshot
@@ -447,42 +414,12 @@ def _entries() -> list[_Entry]:
         for pk, kind, name, owner, description in (IndexedNode.objects.filter(ref=MAIN, deleted=False)
                                                    .values_list("pk", "kind", "name", "owner", "description")):
             cols = columns.get(pk, [])
-            entries.append(_Entry(
+            entries.append(Entry(
                 pk, kind, name, name.lower(), name.lower().rsplit(".", 1)[-1], owner.lower(), description.lower(),
-                tags.get(pk, {}), tuple((c.lower(), c) for c, _ in cols), "\n".join(c.lower() for c, _ in cols),
-                tuple((d.lower(), c) for c, d in cols if d)))
-        _snapshot = (version, entries)
-        return entries
-
-
-def _term_matches(entries: list[_Entry], term: str) -> dict[int, _Match]:
-    """Every entry that `term` matches anywhere, with its best match."""
-    found: dict[int, _Match] = {}
-    t = term.lower()
-    for e in entries:
-        m = _Match()
-        if t in e.low:
-            m.offer(EXACT if t in (e.low, e.last) else PREFIX if e.low.startswith(t) or e.last.startswith(t)
-                    else CONTAINS)
-        if m.score < TAG and t in e.tags:
-            m.offer(TAG, matched=e.tags[t])
-        if m.score < OWNER and e.owner and t in e.owner:
-            m.offer(OWNER, matched=e.owner)
-        if m.score < COLUMN_EXACT and t in e.column_names:
-            exact = next((name for low, name in e.columns if low == t), None)
-            if exact is not None:
-                m.offer(COLUMN_EXACT, column=exact)
-            else:
-                m.offer(COLUMN, column=next(name for low, name in e.columns if t in low))
-        if m.score < DESCRIPTION and t in e.description:
-            m.offer(DESCRIPTION)
-        if m.score < COLUMN_DESCRIPTION:
-            hit = next((name for low, name in e.column_descriptions if t in low), None)
-            if hit is not None:
-                m.offer(COLUMN_DESCRIPTION, column=hit)
-        if m.score:
-            found[e.pk] = m
-    return found
+                tags.get(pk, {}), tuple((c.lower(), c) for c, _ in cols), tuple((d.lower(), c) for c, d in cols if d)))
+        catalog = CatalogIndex(entries)
+        _snapshot = (version, catalog)
+        return catalog
 
 
 def search(user: Any, query: str, *, kind: str | None = None, limit: int = 50,
@@ -500,35 +437,13 @@ def search(user: Any, query: str, *, kind: str | None = None, limit: int = 50,
     kind = filters.pop("kind", None) or kind
     if kind and kind not in NodeKind.values:
         raise InvalidInput(f"Unknown kind {kind!r}: use one of {', '.join(NodeKind.values)}.", field="kind")
-    entries = _entries()
-    if kind:
-        entries = [e for e in entries if e.kind == kind]
-    if tag := filters.get("tag", "").lower():
-        entries = [e for e in entries if tag in e.tags]
-    if owner := filters.get("owner", "").lower():
-        entries = [e for e in entries if e.owner == owner]
-    if column := filters.get("column", "").lower():
-        entries = [e for e in entries if any(low == column for low, _ in e.columns)]
-    if not words:
-        reason = next((f for f in ("column", "tag", "owner") if filters.get(f)), "")
-        ranked = {e.pk: _Match(0, reason, filters.get("column", ""), filters.get(reason, "") if reason in (
-            "tag", "owner") else "") for e in entries}
-    else:
-        ranked = _term_matches(entries, " ".join(words))
-        if len(words) > 1:
-            per_word = [_term_matches(entries, w) for w in words]
-            for pk in set.intersection(*(set(m) for m in per_word)):
-                weakest = min((m[pk] for m in per_word), key=lambda m: m.score)
-                if pk not in ranked or ranked[pk].score < weakest.score - 1:
-                    ranked[pk] = _Match(weakest.score - 1, weakest.reason, weakest.column, weakest.matched)
-    names = {e.pk: e.name for e in entries}
-    best = sorted(ranked, key=lambda pk: (-ranked[pk].score, names[pk], pk))[:limit]
+    best = _catalog().rank(words, filters, kind, limit)
     if not best:
         return []
-    rows = IndexedNode.objects.filter(pk__in=best).prefetch_related(*(["columns", "tags"] if with_columns else ["tags"]))
+    rows = IndexedNode.objects.filter(pk__in=[pk for pk, _ in best]).prefetch_related(
+        *(["columns", "tags"] if with_columns else ["tags"]))
     nodes = {n.pk: n for n in rows}
-    return [SearchHit(nodes[pk], ranked[pk].score, ranked[pk].reason, ranked[pk].column, ranked[pk].matched)
-            for pk in best if pk in nodes]
+    return [SearchHit(nodes[pk], m.score, m.reason, m.column, m.matched) for pk, m in best if pk in nodes]
 
 
 def search_catalog(user: Any, query: str, *, kind: str | None = None, limit: int = 50) -> list[IndexedNode]:
