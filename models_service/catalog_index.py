@@ -18,7 +18,8 @@ from __future__ import annotations
 import heapq
 import re
 from array import array
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 # Ranks of a match, best first: the search page shows why a node was found. A node keeps its best.
@@ -56,28 +57,24 @@ class Entry:
 
 
 class _Texts:
-    """The distinct strings of one field, each with its holders (entry, and the first place in that
-    entry's list that holds the string), and the trigrams of the strings."""
+    """The distinct strings of one field, each with the entries that hold it, and a trigram index over
+    the strings."""
 
     def __init__(self) -> None:
         self.strings: list[str] = []
         self.ids: dict[str, int] = {}
-        self.entries: list[array] = []  # per string: the entries that hold it, ascending
-        self.places: list[array] = []  # per string: where in each entry's list it first is
-        self.grams: dict[str, array] = {}
+        self.holders: list[array] = []  # per string: the entries that hold it, ascending
+        self.grams: dict[str, array] = {}  # trigram -> the strings that contain it
 
-    def add(self, text: str, entry: int, place: int = 0) -> None:
+    def add(self, text: str, entry: int) -> None:
         sid = self.ids.get(text)
         if sid is None:
             sid = self.ids[text] = len(self.strings)
             self.strings.append(text)
-            self.entries.append(array("i"))
-            self.places.append(array("i"))
-        held = self.entries[sid]
-        if held and held[-1] == entry:
-            return  # this entry has the string already, at an earlier place
-        held.append(entry)
-        self.places[sid].append(place)
+            self.holders.append(array("i"))
+        held = self.holders[sid]
+        if not held or held[-1] != entry:
+            held.append(entry)
 
     def finish(self) -> None:
         """Index the strings' trigrams (once, after the last `add`)."""
@@ -89,8 +86,9 @@ class _Texts:
                     posting = grams[gram] = array("i")
                 posting.append(sid)
 
-    def containing(self, term: str) -> Iterable[int]:
-        """The ids of the strings that contain `term`."""
+    def containing(self, term: str) -> list[int]:
+        """The ids of the strings that contain `term`: those of its rarest trigram that really do, or
+        for a term shorter than a trigram, all that do."""
         strings = self.strings
         if len(term) < GRAM:
             return [sid for sid, text in enumerate(strings) if term in text]
@@ -98,11 +96,34 @@ class _Texts:
         for i in range(len(term) - GRAM + 1):
             posting = self.grams.get(term[i:i + GRAM])
             if posting is None:
-                return ()
+                return []
             if rarest is None or len(posting) < len(rarest):
                 rarest = posting
         assert rarest is not None
         return [sid for sid in rarest if term in strings[sid]]
+
+    def holding(self, term: str) -> set[int]:
+        """The entries whose field contains `term`."""
+        holders = self.holders
+        return set().union(*[holders[sid] for sid in self.containing(term)])
+
+
+class _Sorted:
+    """Strings in order, to find those that start with a term (a range) without reading the others."""
+
+    def __init__(self, strings: Iterable[tuple[str, int]]):
+        pairs = sorted(strings)
+        self.keys = [k for k, _ in pairs]
+        self.ids = array("i", [i for _, i in pairs])
+
+    def starting(self, term: str) -> tuple[list[int], list[int]]:
+        """(ids of the strings equal to `term`, ids of those that start with it and are longer)."""
+        keys, equal, longer = self.keys, [], []
+        j = bisect_left(keys, term)
+        while j < len(keys) and keys[j].startswith(term):
+            (equal if keys[j] == term else longer).append(self.ids[j])
+            j += 1
+        return equal, longer
 
 
 class CatalogIndex:
@@ -116,9 +137,11 @@ class CatalogIndex:
         self.tags: dict[str, list[int]] = {}  # lower tag -> entries
         self.kinds: dict[str, set[int]] = {}
         self.owned: dict[str, set[int]] = {}  # owner, whole -> entries (the `owner:` filter)
+        lasts: dict[str, str] = {}  # a name -> its table part (equal names have equal parts)
         for i, e in enumerate(self.entries):
             self.kinds.setdefault(e.kind, set()).add(i)
             self.names.add(e.low, i)
+            lasts.setdefault(e.low, e.last)
             if e.owner:
                 self.owners.add(e.owner, i)
             self.owned.setdefault(e.owner, set()).add(i)
@@ -126,12 +149,14 @@ class CatalogIndex:
                 self.descriptions.add(e.description, i)
             for tag in e.tags:
                 self.tags.setdefault(tag, []).append(i)
-            for place, (low, _) in enumerate(e.columns):
-                self.columns.add(low, i, place)
-            for place, (low, _) in enumerate(e.column_descriptions):
-                self.column_descriptions.add(low, i, place)
+            for low, _ in e.columns:
+                self.columns.add(low, i)
+            for low, _ in e.column_descriptions:
+                self.column_descriptions.add(low, i)
         for texts in (self.names, self.owners, self.descriptions, self.columns, self.column_descriptions):
             texts.finish()
+        self.lows = _Sorted((low, sid) for sid, low in enumerate(self.names.strings))
+        self.lasts = _Sorted((lasts[low], sid) for sid, low in enumerate(self.names.strings))
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -149,7 +174,7 @@ class CatalogIndex:
             sets.append(self.owned.get(owner, set()))
         if column:
             sid = self.columns.ids.get(column)
-            sets.append(set(self.columns.entries[sid]) if sid is not None else set())
+            sets.append(set(self.columns.holders[sid]) if sid is not None else set())
         if not sets:
             return None
         sets.sort(key=len)
@@ -157,60 +182,58 @@ class CatalogIndex:
 
     # ----------------------------------------------------------------------- matching
 
-    def term_matches(self, term: str, among: set[int] | None = None) -> dict[int, Match]:
-        """Every entry (of `among`, or all) that `term` matches anywhere, with its best match: the
-        fields are visited best first, and an entry keeps the first field that matched it."""
-        t = term.lower()
-        found: dict[int, Match] = {}
-        entries = self.entries
-
-        def fresh(i: int) -> bool:
-            return i not in found and (among is None or i in among)
-
+    def _fields(self, t: str) -> Iterator[tuple[int, Iterable[int]]]:
+        """(score, entries) for each way `t` (lower-cased) can match, best first; an entry may come
+        again under a lower score, and keeps its first. Lazy: a search that has its fill stops."""
         names = self.names
-        for sid in names.containing(t):
-            low = names.strings[sid]
-            for i in names.entries[sid]:
-                if among is None or i in among:
-                    last = entries[i].last
-                    score = (EXACT if t == low or t == last else PREFIX if low.startswith(t) or last.startswith(t)
-                             else CONTAINS)
-                    found[i] = Match(score, REASONS[score])
-        for i in self.tags.get(t, ()):
-            if fresh(i):
-                found[i] = Match(TAG, REASONS[TAG], matched=entries[i].tags[t])
-        owners = self.owners
-        for sid in owners.containing(t):
-            for i in owners.entries[sid]:
-                if fresh(i):
-                    found[i] = Match(OWNER, REASONS[OWNER], matched=owners.strings[sid])
-        columns = self.columns
-        sid = columns.ids.get(t)
-        if sid is not None:
-            for i, place in zip(columns.entries[sid], columns.places[sid], strict=True):
-                if fresh(i):
-                    found[i] = Match(COLUMN_EXACT, REASONS[COLUMN_EXACT], column=entries[i].columns[place][1])
-        for i, place in self._first_places(columns, t, fresh).items():
-            found[i] = Match(COLUMN, REASONS[COLUMN], column=entries[i].columns[place][1])
-        descriptions = self.descriptions
-        for sid in descriptions.containing(t):
-            for i in descriptions.entries[sid]:
-                if fresh(i):
-                    found[i] = Match(DESCRIPTION, REASONS[DESCRIPTION])
-        for i, place in self._first_places(self.column_descriptions, t, fresh).items():
-            found[i] = Match(COLUMN_DESCRIPTION, REASONS[COLUMN_DESCRIPTION],
-                             column=entries[i].column_descriptions[place][1])
-        return found
+        equal, longer = self.lows.starting(t)
+        last_equal, last_longer = self.lasts.starting(t)
+        yield EXACT, set().union(*[names.holders[sid] for sid in equal + last_equal])
+        yield PREFIX, set().union(*[names.holders[sid] for sid in longer + last_longer])
+        yield CONTAINS, names.holding(t)
+        yield TAG, self.tags.get(t, ())
+        yield OWNER, self.owners.holding(t)
+        sid = self.columns.ids.get(t)
+        yield COLUMN_EXACT, self.columns.holders[sid] if sid is not None else ()
+        yield COLUMN, self.columns.holding(t)
+        yield DESCRIPTION, self.descriptions.holding(t)
+        yield COLUMN_DESCRIPTION, self.column_descriptions.holding(t)
 
-    @staticmethod
-    def _first_places(texts: _Texts, t: str, fresh) -> dict[int, int]:
-        """For each entry `fresh` lets through, the first place in its list whose string holds `t`."""
-        first: dict[int, int] = {}
-        for sid in texts.containing(t):
-            for i, place in zip(texts.entries[sid], texts.places[sid], strict=True):
-                if fresh(i) and (i not in first or place < first[i]):
-                    first[i] = place
-        return first
+    def _scored(self, t: str, among: set[int] | None, enough: int = 0) -> list[tuple[int, int]]:
+        """(entry, score) of every entry (of `among`, or all) that `t` matches, best first and by
+        position among equals; only the first `enough` of them when `enough` is positive."""
+        taken: set[int] = set()
+        out: list[tuple[int, int]] = []
+        for score, ids in self._fields(t):
+            new = set(ids) - taken
+            if among is not None:
+                new &= among
+            if new:
+                taken |= new
+                out += ((i, score) for i in sorted(new))
+                if 0 < enough <= len(out):
+                    return out[:enough]
+        return out
+
+    def term_matches(self, term: str, among: set[int] | None = None) -> dict[int, Match]:
+        """Every entry (of `among`, or all) that `term` matches anywhere, with its best match."""
+        t = term.lower()
+        return {i: self._detail(i, t, score) for i, score in self._scored(t, among)}
+
+    def _detail(self, i: int, t: str, score: int) -> Match:
+        """Why entry `i` matched `t` with `score`: the tag or owner as written, the first column."""
+        e = self.entries[i]
+        if score == TAG:
+            return Match(score, REASONS[score], matched=e.tags[t])
+        if score == OWNER:
+            return Match(score, REASONS[score], matched=e.owner)
+        if score == COLUMN_EXACT:
+            return Match(score, REASONS[score], column=next(name for low, name in e.columns if low == t))
+        if score == COLUMN:
+            return Match(score, REASONS[score], column=next(name for low, name in e.columns if t in low))
+        if score == COLUMN_DESCRIPTION:
+            return Match(score, REASONS[score], column=next(name for low, name in e.column_descriptions if t in low))
+        return Match(score, REASONS[score])
 
     # ----------------------------------------------------------------------- ranking
 
@@ -220,20 +243,32 @@ class CatalogIndex:
         the whole phrase matches better); filters narrow first, and alone list every node they let in."""
         among = self.narrow(kind, filters.get("tag", "").lower(), filters.get("owner", "").lower(),
                             filters.get("column", "").lower())
+        entries = self.entries
         if not words:
             reason = next((f for f in ("column", "tag", "owner") if filters.get(f)), "")
             column = filters.get("column", "")
             matched = filters.get(reason, "") if reason in ("tag", "owner") else ""
-            ids = range(len(self.entries)) if among is None else sorted(among)
-            return [(self.entries[i].pk, Match(0, reason, column, matched)) for i in ids[:limit]]
-        ranked = self.term_matches(" ".join(words), among)
-        if len(words) > 1:
-            per_word = [self.term_matches(w, among) for w in words]
-            fewest, *others = sorted(per_word, key=len)
-            for i in set(fewest).intersection(*others):
-                weakest = min((m[i] for m in per_word), key=lambda m: m.score)  # the first word's on a tie
-                if i not in ranked or ranked[i].score < weakest.score - 1:
-                    ranked[i] = Match(weakest.score - 1, weakest.reason, weakest.column, weakest.matched)
-        key = lambda i: (-ranked[i].score, i)  # noqa: E731 - positions are in (name, pk) order
+            ids = range(len(entries)) if among is None else sorted(among)
+            return [(entries[i].pk, Match(0, reason, column, matched)) for i in ids[:limit]]
+        phrase = " ".join(words).lower()
+        if len(words) == 1:
+            return [(entries[i].pk, self._detail(i, phrase, score)) for i, score in self._scored(phrase, among, limit)
+                    ][:limit]
+        # entry -> (score, the term whose match explains it, that term's own score)
+        ranked = {i: (score, phrase, score) for i, score in self._scored(phrase, among)}
+        lows = [w.lower() for w in words]
+        per_word = [dict(self._scored(w, among)) for w in lows]
+        fewest, *others = sorted(per_word, key=len)
+        for i in set(fewest).intersection(*others):
+            scores = [m[i] for m in per_word]
+            weakest = min(scores)
+            if i not in ranked or ranked[i][0] < weakest - 1:
+                ranked[i] = (weakest - 1, lows[scores.index(weakest)], weakest)  # the first word's on a tie
+        key = lambda i: (-ranked[i][0], i)  # noqa: E731 - positions are in (name, pk) order
         best = heapq.nsmallest(limit, ranked, key=key) if 0 <= limit < len(ranked) else sorted(ranked, key=key)[:limit]
-        return [(self.entries[i].pk, ranked[i]) for i in best]
+        out = []
+        for i in best:
+            score, term, own = ranked[i]
+            m = self._detail(i, term, own)
+            out.append((entries[i].pk, Match(score, m.reason, m.column, m.matched)))
+        return out

@@ -118,17 +118,21 @@ KINDS = ["model", "seed", "source"]
 
 @st.composite
 def projects(draw):
-    names = draw(st.lists(TEXT, min_size=0, max_size=8))  # a name may repeat (another kind, another case)
+    # Names, columns, tags and owners come mostly from a few words and their upper-case forms, so that
+    # one node has two columns equal but for case, two nodes share a name, a tag is also a column...
+    vocab = draw(st.lists(TEXT, min_size=1, max_size=6))
+    word = st.one_of(TEXT, st.sampled_from(vocab), st.sampled_from(vocab).map(str.upper))
     entries = []
     pks = draw(st.permutations(range(1, 41)))  # pk order is not name order
     for i in range(draw(st.integers(0, 40))):
-        name = draw(st.sampled_from(names)) if names and draw(st.booleans()) else draw(TEXT)
+        name = draw(word)
         kind = draw(st.sampled_from(KINDS))
         if kind == "source" and draw(st.booleans()):
-            name = f"{draw(TEXT)}.{name}"
-        columns = draw(st.lists(st.tuples(TEXT, st.one_of(st.just(""), PROSE)), max_size=5))
-        entries.append(entry(pks[i], kind, name, owner=draw(st.one_of(st.just(""), TEXT, PROSE)),
-                             description=draw(PROSE), tags=draw(st.lists(TEXT, max_size=3)), columns=columns))
+            name = f"{draw(word)}.{name}"
+        columns = draw(st.lists(st.tuples(word, st.one_of(st.just(""), PROSE, word)), max_size=5))
+        entries.append(entry(pks[i], kind, name, owner=draw(st.one_of(st.just(""), word, PROSE)),
+                             description=draw(st.one_of(PROSE, word)), tags=draw(st.lists(word, max_size=3)),
+                             columns=columns))
     return entries
 
 
