@@ -1,16 +1,20 @@
 """Catalog search over main's nodes in memory: the entries, and an inverted index beside them.
 
 Plain Python, no Django: `index.search` reads main's rows into `Entry`s once per version of main and
-builds a `CatalogIndex` of them here; each search then asks the index. A scan scored every entry for
-every query (540 ms p95 at 10,000 nodes, docs/capacity.md); the index scores only the entries whose
-text holds the query's words, and ranks them exactly as the scan did.
+builds a `CatalogIndex` of them here; each search then asks the index. Scoring every entry for every
+query cost 540 ms p95 at 10,000 nodes (docs/capacity.md); the index finds the entries whose fields
+hold the query's terms, and ranks them exactly as the scan did.
 
 Each searchable field (names, owners, column names, descriptions, column descriptions) is kept as its
-distinct lower-cased strings, each with the entries that hold it, and a trigram index over those
-strings: every three-character slice -> the strings that contain it. A term of three characters or more
-looks up its rarest trigram and keeps the strings that really contain the term (`term in string`, the
-scan's own test); a shorter term scans the field's distinct strings, which are far fewer than the
-entries' fields and are tested in one comprehension. Tags match whole, through a dict.
+distinct lower-cased strings (sorted, so names and columns are also found by equality and prefix with
+a bisect), each with the entries that hold it; the words of those strings (runs of letters, digits and
+`_`), each with the strings that hold it; and the trigrams of the words, each with the words that hold
+it. A term is cut into its words: one bounded by punctuation or spaces inside the term is a whole word
+of any string that contains the term, the first ends a word, the last starts one, a lone one is inside
+one (and then every string holding such a word contains the term). The word with the fewest strings
+decides which strings are read, and each is tested with the scan's own `term in string`. A term of one
+or two characters scans the field's distinct strings (far fewer than the entries' fields, and the
+page fills from the first fields). Tags match whole, through a dict.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ REASONS = {EXACT: "name", PREFIX: "name starts with", CONTAINS: "name contains",
            COLUMN_DESCRIPTION: "column description"}
 GRAM = 3
 _GRAMS_RE = re.compile(rf"(?=(.{{{GRAM}}}))", re.S)  # every slice of GRAM characters, overlapping
+_WORDS_RE = re.compile(r"\w+")
 
 
 @dataclass
@@ -56,74 +61,145 @@ class Entry:
     column_descriptions: tuple[tuple[str, str], ...]  # (lower description, column name), in position order
 
 
+def _grouped(lists: Iterable[list[int]]) -> tuple[array, array]:
+    """Lists of ints as two arrays (a fraction of the memory of lists of int objects): list k is
+    flat[offsets[k]:offsets[k + 1]]."""
+    offsets, flat = array("i", [0]), array("i")
+    for values in lists:
+        flat.extend(values)
+        offsets.append(len(flat))
+    return offsets, flat
+
+
+def _sorted_range(keys: Sequence[str], term: str) -> tuple[list[int], list[int]]:
+    """(indexes of the keys equal to `term`, of those longer that start with it) in sorted `keys`."""
+    equal, longer = [], []
+    j = bisect_left(keys, term)
+    while j < len(keys) and keys[j].startswith(term):
+        (equal if keys[j] == term else longer).append(j)
+        j += 1
+    return equal, longer
+
+
 class _Texts:
-    """The distinct strings of one field, each with the entries that hold it, and a trigram index over
-    the strings."""
+    """The distinct strings of one field with the entries that hold them, the words of the strings
+    with the strings that hold them, and the trigrams of the words. Filled by `add`, then `finish`."""
 
     def __init__(self) -> None:
-        self.strings: list[str] = []
-        self.ids: dict[str, int] = {}
-        self.holders: list[array] = []  # per string: the entries that hold it, ascending
-        self.grams: dict[str, array] = {}  # trigram -> the strings that contain it
+        self._adding: dict[str, list[int]] | None = {}
+        self.strings: list[str] = []  # sorted
+        self.words: list[str] = []  # sorted
 
     def add(self, text: str, entry: int) -> None:
-        sid = self.ids.get(text)
-        if sid is None:
-            sid = self.ids[text] = len(self.strings)
-            self.strings.append(text)
-            self.holders.append(array("i"))
-        held = self.holders[sid]
-        if not held or held[-1] != entry:
+        assert self._adding is not None, "finished"
+        held = self._adding.get(text)
+        if held is None:
+            self._adding[text] = [entry]
+        elif held[-1] != entry:
             held.append(entry)
 
     def finish(self) -> None:
-        """Index the strings' trigrams (once, after the last `add`)."""
-        grams = self.grams
+        assert self._adding is not None, "finished already"
+        self.strings = sorted(self._adding)
+        self._holders = _grouped(self._adding[text] for text in self.strings)
+        self._adding = None
+        by_word: dict[str, list[int]] = {}
         for sid, text in enumerate(self.strings):
-            for gram in set(_GRAMS_RE.findall(text)):
-                posting = grams.get(gram)
-                if posting is None:
-                    posting = grams[gram] = array("i")
-                posting.append(sid)
+            for word in set(_WORDS_RE.findall(text)):
+                held = by_word.get(word)
+                if held is None:
+                    by_word[word] = [sid]
+                else:
+                    held.append(sid)
+        self.words = sorted(by_word)
+        self._word_strings = _grouped(by_word[word] for word in self.words)
+        by_gram: dict[str, list[int]] = {}
+        for wid, word in enumerate(self.words):
+            for gram in set(_GRAMS_RE.findall(word)):
+                held = by_gram.get(gram)
+                if held is None:
+                    by_gram[gram] = [wid]
+                else:
+                    held.append(wid)
+        self._gram_words = {gram: array("i", wids) for gram, wids in by_gram.items()}
 
-    def containing(self, term: str) -> list[int]:
-        """The ids of the strings that contain `term`: those of its rarest trigram that really do, or
-        for a term shorter than a trigram, all that do."""
-        strings = self.strings
-        if len(term) < GRAM:
-            return [sid for sid, text in enumerate(strings) if term in text]
+    # ----------------------------------------------------------------------- reading
+
+    def holders(self, sid: int) -> array:
+        offsets, flat = self._holders
+        return flat[offsets[sid]:offsets[sid + 1]]
+
+    def find(self, text: str) -> int | None:
+        """The id of the string equal to `text`, if there is one."""
+        j = bisect_left(self.strings, text)
+        return j if j < len(self.strings) and self.strings[j] == text else None
+
+    def starting(self, term: str) -> tuple[list[int], list[int]]:
+        """(the id of the string equal to `term`, if any; the ids of the longer ones it starts)."""
+        return _sorted_range(self.strings, term)
+
+    def _words_for(self, run: str, starts: bool, ends: bool) -> list[int]:
+        """The words that a string containing the term may hold `run` (a word of the term) in: the
+        word itself when the term has a boundary on both sides of it, a word starting with it when on
+        its left only (`starts`), ending with it when on its right only, holding it when on neither."""
+        if starts:
+            equal, longer = _sorted_range(self.words, run)
+            return equal if ends else equal + longer
+        if ends:
+            def fits(word: str) -> bool:
+                return word.endswith(run)
+        else:
+            def fits(word: str) -> bool:
+                return run in word
+        words = self.words
+        if len(run) < GRAM:
+            return [wid for wid, word in enumerate(words) if fits(word)]
         rarest: Sequence[int] | None = None
-        for i in range(len(term) - GRAM + 1):
-            posting = self.grams.get(term[i:i + GRAM])
+        for i in range(len(run) - GRAM + 1):
+            posting = self._gram_words.get(run[i:i + GRAM])
             if posting is None:
                 return []
             if rarest is None or len(posting) < len(rarest):
                 rarest = posting
         assert rarest is not None
-        return [sid for sid in rarest if term in strings[sid]]
+        return [wid for wid in rarest if fits(words[wid])]
+
+    def containing(self, term: str) -> Iterable[int]:
+        """The ids of the strings that contain `term`."""
+        strings = self.strings
+        if len(term) < GRAM:  # a scan of the distinct strings: cheaper than of the words, for names
+            return [sid for sid, text in enumerate(strings) if term in text]
+        offsets, flat = self._word_strings
+        runs = list(_WORDS_RE.finditer(term))
+        if len(runs) == 1 and runs[0].group() == term:
+            # a term of word characters only is in a string exactly when it is in one of its words
+            sids: set[int] = set()
+            for w in self._words_for(term, starts=False, ends=False):
+                sids.update(flat[offsets[w]:offsets[w + 1]])
+            return sids
+        fewest: list[int] | None = None
+        cost = 0
+        for m in runs:
+            wids = self._words_for(m.group(), starts=m.start() > 0, ends=m.end() < len(term))
+            n = sum(offsets[w + 1] - offsets[w] for w in wids)
+            if fewest is None or n < cost:
+                fewest, cost = wids, n
+                if not n:
+                    return []
+        if fewest is None:  # only spaces and punctuation: no word to look up
+            return [sid for sid, text in enumerate(strings) if term in text]
+        candidates: set[int] = set()
+        for w in fewest:
+            candidates.update(flat[offsets[w]:offsets[w + 1]])
+        return [sid for sid in candidates if term in strings[sid]]
 
     def holding(self, term: str) -> set[int]:
         """The entries whose field contains `term`."""
-        holders = self.holders
-        return set().union(*[holders[sid] for sid in self.containing(term)])
-
-
-class _Sorted:
-    """Strings in order, to find those that start with a term (a range) without reading the others."""
-
-    def __init__(self, strings: Iterable[tuple[str, int]]):
-        pairs = sorted(strings)
-        self.keys = [k for k, _ in pairs]
-        self.ids = array("i", [i for _, i in pairs])
-
-    def starting(self, term: str) -> tuple[list[int], list[int]]:
-        """(ids of the strings equal to `term`, ids of those that start with it and are longer)."""
-        keys, equal, longer = self.keys, [], []
-        j = bisect_left(keys, term)
-        while j < len(keys) and keys[j].startswith(term):
-            (equal if keys[j] == term else longer).append(self.ids[j])
-            j += 1
-        return equal, longer
+        offsets, flat = self._holders
+        out: set[int] = set()
+        for sid in self.containing(term):
+            out.update(flat[offsets[sid]:offsets[sid + 1]])
+        return out
 
 
 class CatalogIndex:
@@ -155,8 +231,9 @@ class CatalogIndex:
                 self.column_descriptions.add(low, i)
         for texts in (self.names, self.owners, self.descriptions, self.columns, self.column_descriptions):
             texts.finish()
-        self.lows = _Sorted((low, sid) for sid, low in enumerate(self.names.strings))
-        self.lasts = _Sorted((lasts[low], sid) for sid, low in enumerate(self.names.strings))
+        # a source's table part, for the names that have one (`orders` of shop.orders): found as a name is
+        parts = sorted((lasts[low], sid) for sid, low in enumerate(self.names.strings) if lasts[low] != low)
+        self._parts, self._part_names = [p for p, _ in parts], [sid for _, sid in parts]
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -173,8 +250,8 @@ class CatalogIndex:
         if owner:
             sets.append(self.owned.get(owner, set()))
         if column:
-            sid = self.columns.ids.get(column)
-            sets.append(set(self.columns.holders[sid]) if sid is not None else set())
+            sid = self.columns.find(column)
+            sets.append(set(self.columns.holders(sid)) if sid is not None else set())
         if not sets:
             return None
         sets.sort(key=len)
@@ -186,15 +263,17 @@ class CatalogIndex:
         """(score, entries) for each way `t` (lower-cased) can match, best first; an entry may come
         again under a lower score, and keeps its first. Lazy: a search that has its fill stops."""
         names = self.names
-        equal, longer = self.lows.starting(t)
-        last_equal, last_longer = self.lasts.starting(t)
-        yield EXACT, set().union(*[names.holders[sid] for sid in equal + last_equal])
-        yield PREFIX, set().union(*[names.holders[sid] for sid in longer + last_longer])
+        equal, longer = names.starting(t)
+        part_equal, part_longer = _sorted_range(self._parts, t)
+        equal += [self._part_names[j] for j in part_equal]
+        longer += [self._part_names[j] for j in part_longer]
+        yield EXACT, set().union(*[names.holders(sid) for sid in equal])
+        yield PREFIX, set().union(*[names.holders(sid) for sid in longer])
         yield CONTAINS, names.holding(t)
         yield TAG, self.tags.get(t, ())
         yield OWNER, self.owners.holding(t)
-        sid = self.columns.ids.get(t)
-        yield COLUMN_EXACT, self.columns.holders[sid] if sid is not None else ()
+        sid = self.columns.find(t)
+        yield COLUMN_EXACT, self.columns.holders(sid) if sid is not None else ()
         yield COLUMN, self.columns.holding(t)
         yield DESCRIPTION, self.descriptions.holding(t)
         yield COLUMN_DESCRIPTION, self.column_descriptions.holding(t)

@@ -110,9 +110,9 @@ def entry(pk, kind, name, owner="", description="", tags=(), columns=()):
 # --------------------------------------------------------------------------- random projects, random queries
 
 # Few letters, so that names, columns and words share substrings, prefixes and whole strings often.
-LETTERS = "abcAB_."
+LETTERS = "abcAB_.-1İ"
 TEXT = st.text(alphabet=LETTERS, min_size=1, max_size=6)
-PROSE = st.text(alphabet="abcB _.\n", max_size=24)  # descriptions, across lines
+PROSE = st.text(alphabet="abcB _.-İ\n", max_size=24)  # descriptions, across lines
 KINDS = ["model", "seed", "source"]
 
 
@@ -247,8 +247,8 @@ def test_the_index_is_built_once_per_version_of_main(analyst, monkeypatch):
     assert len(built) == 2
 
 
-def test_a_term_of_three_letters_or_more_reads_only_the_strings_holding_its_rarest_trigram():
-    # 1,000 descriptions with "the", one with "zebra": looking for "zebra" tests one string, not 1,001.
+def test_a_term_reads_only_the_strings_that_hold_its_words():
+    # 1,000 descriptions with "the", one with "zebra": looking for "the zebra" tests one string, not 1,001.
     entries = [entry(i, "model", f"m{i}", description=f"the row {i}") for i in range(1000)]
     entries.append(entry(1000, "model", "zoo", description="the zebra"))
     catalog = CatalogIndex(entries)
@@ -260,6 +260,8 @@ def test_a_term_of_three_letters_or_more_reads_only_the_strings_holding_its_rare
             return super().__getitem__(i)
 
     catalog.descriptions.strings = Counting(catalog.descriptions.strings)
-    assert [pk for pk, _ in catalog.rank(["zebra"], {}, None, 50)] == [1000]
+    assert [pk for pk, _ in catalog.rank(["the zebra"], {}, None, 50)] == [1000]
     assert len(tested) == 1
+    assert [pk for pk, _ in catalog.rank(["zebr"], {}, None, 50)] == [1000]
+    assert len(tested) == 1  # a term of word characters is found by its words alone
     assert len(catalog.rank(["the"], {}, None, 2000)) == 1001
