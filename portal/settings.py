@@ -417,6 +417,12 @@ else:
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Recycling (RELIABILITY L6): a pool process is replaced by a fresh one after this many tasks, or after
+# a task that left its peak RSS above the limit (MB; checked between tasks, never mid-task), so a slow
+# leak in a library (GitPython, a driver) cannot grow one process for ever. 0 turns a guard off. Only
+# the prefork pool honours them (production's, and scripts/dev's default); solo and threads ignore them.
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("DMAAS_WORKER_MAX_TASKS_PER_CHILD", 1000, minimum=0) or None
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int("DMAAS_WORKER_MAX_MEMORY_MB", 1024, minimum=0) * 1024 or None
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

@@ -159,6 +159,8 @@ def test_debug_generates_one_key_per_install_and_keeps_it(tmp_path):
         ({"DMAAS_API_RATE": "fast"}, "DMAAS_API_RATE='fast' is not a rate"),
         ({"DMAAS_API_TOKEN_DAYS": "400"}, "DMAAS_API_TOKEN_DAYS must not exceed"),
         ({"DMAAS_LOGIN_FAILURE_LIMIT": "0"}, "below the minimum"),
+        ({"DMAAS_WORKER_MAX_TASKS_PER_CHILD": "-1"}, "below the minimum"),
+        ({"DMAAS_WORKER_MAX_MEMORY_MB": "1GB"}, "DMAAS_WORKER_MAX_MEMORY_MB='1GB' is not a whole number"),
     ],
 )
 def test_refuses_to_start_with_malformed_settings(tmp_path, env, message):
@@ -207,6 +209,25 @@ def test_production_urls_switch_to_postgresql_and_redis(tmp_path):
     assert found["engine"] == "django.db.backends.postgresql"
     assert found["host"] == "db.internal"
     assert found["options"]["visibility_timeout"] > found["limit"]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, [1000, 1024 * 1024]),  # kB, as Celery takes it
+        ({"DMAAS_WORKER_MAX_TASKS_PER_CHILD": "50", "DMAAS_WORKER_MAX_MEMORY_MB": "256"}, [50, 256 * 1024]),
+        ({"DMAAS_WORKER_MAX_TASKS_PER_CHILD": "0", "DMAAS_WORKER_MAX_MEMORY_MB": "0"}, [None, None]),  # off
+    ],
+)
+def test_celery_pool_processes_are_recycled_by_default_and_each_guard_can_be_changed(tmp_path, env, expected):
+    """RELIABILITY L6: what the worker's prefork pool gets, read through the project's Celery app."""
+    code = (
+        "from portal.celery import app; import json; "
+        "print(json.dumps([app.conf.worker_max_tasks_per_child, app.conf.worker_max_memory_per_child]))"
+    )
+    result = start_django(tmp_path, PRODUCTION | env, code)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == expected
 
 
 def test_deploy_check_passes_with_production_settings(tmp_path):

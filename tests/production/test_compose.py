@@ -59,8 +59,8 @@ def test_every_setting_compose_and_env_example_pass_is_read_by_the_portal():
     example = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
                if line and not line.startswith("#")}
     for_compose_itself = {"POSTGRES_PASSWORD", "WAREHOUSE_PASSWORD", "PREVIEW_PASSWORD",
-                          "DMAAS_PROD_WEB_WORKERS", "DMAAS_PROD_WEB_THREADS",
-                          "DMAAS_PROD_CONCURRENCY"}  # interpolated into this file
+                          "DMAAS_PROD_WEB_WORKERS", "DMAAS_PROD_WEB_THREADS", "DMAAS_PROD_CONCURRENCY",
+                          "DMAAS_PROD_WEB_MAX_REQUESTS", "DMAAS_PROD_WEB_MAX_REQUESTS_JITTER"}  # interpolated into this file
     assert for_compose_itself <= set(re.findall(r"\$\{([A-Z_]+)", (ROOT / "docker-compose.yml").read_text()))
     unread = sorted(name for name in (passed | example) - for_compose_itself if not _read_by_the_code(name))
     assert unread == []
@@ -122,3 +122,22 @@ def test_compose_refuses_to_start_without_the_passwords(tmp_path):
     result = _compose_config(tmp_path, (ROOT / ".env.example").read_text())
     assert result.returncode != 0
     assert "set POSTGRES_PASSWORD in .env" in result.stderr
+
+
+def test_web_and_worker_processes_are_recycled_by_default_and_each_guard_can_be_changed():
+    """RELIABILITY L6: gunicorn replaces a worker after --max-requests, with the same defaults in compose and
+    scripts/prod; Celery's pool processes are recycled by settings every worker reads from .env."""
+    web = SERVICES["web"]["command"]
+    assert web[web.index("--max-requests") + 1] == "${DMAAS_PROD_WEB_MAX_REQUESTS:-5000}"
+    assert web[web.index("--max-requests-jitter") + 1] == "${DMAAS_PROD_WEB_MAX_REQUESTS_JITTER:-500}"
+    prod = (ROOT / "scripts" / "prod").read_text()
+    assert 'max_requests="${DMAAS_PROD_WEB_MAX_REQUESTS:-5000}"' in prod
+    assert 'max_requests_jitter="${DMAAS_PROD_WEB_MAX_REQUESTS_JITTER:-500}"' in prod
+    assert '--max-requests "$max_requests" --max-requests-jitter "$max_requests_jitter"' in prod
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    assert example["DMAAS_PROD_WEB_MAX_REQUESTS"] == "5000" and example["DMAAS_PROD_WEB_MAX_REQUESTS_JITTER"] == "500"
+    assert example["DMAAS_WORKER_MAX_TASKS_PER_CHILD"] == "1000" and example["DMAAS_WORKER_MAX_MEMORY_MB"] == "1024"
+    # the worker keeps Celery's default pool, prefork: the only one that honours the recycling settings
+    assert not {"-P", "--pool"} & set(SERVICES["worker"]["command"])
+    assert "--pool" not in prod and " -P " not in prod
