@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
-import os
 import re
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,18 +25,14 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from celery import Celery
 
 from tests import services
+from tests.production.prod import clean_env, descendants, live_children, running, scripts_prod
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "a long passphrase for the prod test"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _free_redis_db(base_url: str) -> str:
@@ -57,45 +50,9 @@ def _postgres(base: str, database: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(path=f"/{database}"))
 
 
-def _clean_env() -> dict[str, str]:
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("DMAAS_", "CELERY_", "PYTEST_"))
-        and name not in ("DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE", "DJANGO_SETTINGS_MODULE")
-    }
-
-
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            tree.setdefault(ppid, []).append(int(entry.name))
-    return tree
-
-
-def _descendants(pid: int) -> set[int]:
-    tree, found, todo = _children(), set(), [pid]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (stopped processes whose parent died linger as zombies here)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
+# Recycling guards set tiny, so the test sees them work: a gunicorn worker is replaced after 10 requests,
+# a pool process after 2 tasks (RELIABILITY L6; the defaults are 5,000 and 1,000).
+MAX_REQUESTS, MAX_TASKS = 10, 2
 
 
 @pytest.fixture
@@ -106,71 +63,29 @@ def production(tmp_path, postgres_url, redis_url):
         conn.execute(f'create database "{portal_db}"')
         conn.execute(f'create database "{warehouse_db}"')
     broker = _free_redis_db(redis_url)
-    port = _free_port()
-    env = _clean_env() | {
-        "DMAAS_DEBUG": "0",
-        "DMAAS_SECRET_KEY": secrets.token_urlsafe(64),
-        "DMAAS_ALLOWED_HOSTS": "127.0.0.1",
+    env = {
         "DATABASE_URL": _postgres(postgres_url, portal_db),
         "DMAAS_WAREHOUSE": _postgres(postgres_url, warehouse_db),
         "CELERY_BROKER_URL": broker,  # and, by scripts/prod's default, the cache every web worker shares
-        "DMAAS_VAR_DIR": str(tmp_path / "var"),
-        "DMAAS_STATIC_ROOT": str(tmp_path / "static"),
-        "DMAAS_PROD_BIND": f"127.0.0.1:{port}",
         "DMAAS_PROD_WEB_WORKERS": "2",
         "DMAAS_PROD_CONCURRENCY": "1",
-        "DMAAS_PROD_STOP_SECONDS": "30",
+        "DMAAS_PROD_WEB_MAX_REQUESTS": str(MAX_REQUESTS),
+        "DMAAS_PROD_WEB_MAX_REQUESTS_JITTER": "0",
+        "DMAAS_WORKER_MAX_TASKS_PER_CHILD": str(MAX_TASKS),
     }
-    out, err = open(tmp_path / "stdout.log", "w"), open(tmp_path / "stderr.log", "w")
-    proc = subprocess.Popen([str(ROOT / "scripts" / "prod")], cwd=ROOT, env=env, stdout=out, stderr=err,
-                            start_new_session=True)
     try:
-        yield {"proc": proc, "env": env, "base": f"http://127.0.0.1:{port}", "tmp": tmp_path,
-               "portal_db": env["DATABASE_URL"]}
+        with scripts_prod(tmp_path, env) as prod:
+            yield prod
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        for pid in _descendants(proc.pid):
-            if _running(pid):
-                os.kill(pid, signal.SIGKILL)
-        out.close()
-        err.close()
         redis.Redis.from_url(broker).flushdb()
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             for db in (portal_db, warehouse_db):
                 conn.execute(f'drop database if exists "{db}" with (force)')
 
 
-def _logs(production) -> str:
-    return (production["tmp"] / "stderr.log").read_text() + (production["tmp"] / "stdout.log").read_text()
-
-
-def _wait_healthy(production, seconds: float = 180) -> dict:
-    deadline = time.monotonic() + seconds
-    last: object = None
-    while time.monotonic() < deadline:
-        if production["proc"].poll() is not None:
-            pytest.fail(f"scripts/prod exited with {production['proc'].returncode}:\n{_logs(production)[-4000:]}")
-        try:
-            with urllib.request.urlopen(production["base"] + "/healthz?full=1", timeout=5) as response:
-                return json.load(response)
-        except urllib.error.HTTPError as err:
-            last = json.load(err)
-        except OSError as err:
-            last = err
-        time.sleep(0.5)
-    pytest.fail(f"never healthy; last answer {last}\n{_logs(production)[-4000:]}")
-
-
-def _celery(production, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ROOT / ".venv/bin/celery"), "-A", "portal", *args], cwd=ROOT,
-                          env=production["env"], capture_output=True, text=True, timeout=60)
-
-
 def test_scripts_prod_runs_the_production_shape_and_stops_it_on_sigterm(production):
     started = time.monotonic()
-    health = _wait_healthy(production)
+    health = production.wait_healthy()
     assert health["status"] == "ok", health
     assert {name: c["status"] for name, c in health["components"].items()} == {
         "database": "ok", "broker": "ok", "warehouse": "ok", "git_store": "ok"}
@@ -179,7 +94,7 @@ def test_scripts_prod_runs_the_production_shape_and_stops_it_on_sigterm(producti
     assert "latency_ms" in health["components"]["database"]
     assert "@" not in json.dumps(health)  # no URL with a login in it
     ready_seconds = time.monotonic() - started
-    base = production["base"]
+    base = production.base
 
     # A page and its hashed static file, served by WhiteNoise with a year of caching and gzip.
     jar = http.cookiejar.CookieJar()
@@ -196,7 +111,7 @@ def test_scripts_prod_runs_the_production_shape_and_stops_it_on_sigterm(producti
 
     # Log in as an analyst made with the command line, and load a page that needs the login.
     subprocess.run([str(ROOT / ".venv/bin/python"), "manage.py", "dmaas_user", "ana", "--role", "analyst",
-                    "--password-stdin"], input=PASSWORD + "\n", cwd=ROOT, env=production["env"], check=True,
+                    "--password-stdin"], input=PASSWORD + "\n", cwd=ROOT, env=production.env, check=True,
                    capture_output=True, text=True, timeout=60)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page).group(1)
     form = urllib.parse.urlencode({"username": "ana", "password": PASSWORD, "csrfmiddlewaretoken": token})
@@ -208,21 +123,21 @@ def test_scripts_prod_runs_the_production_shape_and_stops_it_on_sigterm(producti
     assert "ana" in page.read().decode()
     # The API's request limits are counted in Redis, shared by both gunicorn workers, not once per worker.
     assert browser.open(base + "/api/v1/changes", timeout=10).status == 200
-    assert list(redis.Redis.from_url(production["env"]["CELERY_BROKER_URL"]).scan_iter("*throttle_client*"))
+    assert list(redis.Redis.from_url(production.env["CELERY_BROKER_URL"]).scan_iter("*throttle_client*"))
 
     # Two workers answer a ping; beat is running and has put its schedule into the database.
     deadline, answered = time.monotonic() + 60, set()
     while time.monotonic() < deadline and len(answered) < 2:
-        ping = _celery(production, "inspect", "ping", "--timeout", "3", "--json")
+        ping = production.celery("inspect", "ping", "--timeout", "3", "--json")
         if ping.returncode == 0:
             answered = {name.split("@")[0] for line in ping.stdout.splitlines() if line.startswith("{")
                         for name in json.loads(line)}
     assert answered == {"dmaas-worker1", "dmaas-worker2"}, ping.stdout + ping.stderr
-    logs = _logs(production)
+    logs = production.logs()
     pids = {label: int(pid) for label, pid in re.findall(r"^prod: (\w+) pid (\d+)$", logs, re.M)}
     assert set(pids) == {"web", "worker1", "worker2", "beat"}
-    assert _running(pids["beat"])
-    with psycopg.connect(production["portal_db"]) as conn:
+    assert running(pids["beat"])
+    with psycopg.connect(production.env["DATABASE_URL"]) as conn:
         scheduled = {name for (name,) in conn.execute("select name from django_celery_beat_periodictask")}
     assert {"dmaas-reconcile-runs", "dmaas-sla-sweep"} <= scheduled
 
@@ -232,22 +147,61 @@ def test_scripts_prod_runs_the_production_shape_and_stops_it_on_sigterm(producti
     access = [line for line in lines if line["logger"] == "dmaas.request"]
     assert any(line["path"] == "/changes/" and line["status"] == 200 and line.get("request_id") for line in access)
 
+    # Recycling (RELIABILITY L6): gunicorn replaces a worker that has answered MAX_REQUESTS requests, and
+    # each Celery worker's prefork pool a process that has run MAX_TASKS tasks. Both workers carry it.
+    web_before = live_children(pids["web"])
+    assert len(web_before) == 2
+    for _ in range(3 * MAX_REQUESTS):  # 30 requests over 2 workers: at least one answers 10
+        with urllib.request.urlopen(base + "/healthz", timeout=10) as response:
+            assert response.status == 200
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (
+            len(live_children(pids["web"])) == 2 and set(web_before) - set(live_children(pids["web"]))):
+        time.sleep(0.2)
+    web_after = live_children(pids["web"])
+    assert len(web_after) == 2 and set(web_before) - set(web_after), (web_before, web_after)
+    assert "Autorestarting worker after current request" in production.logs()
+    stats = production.celery("inspect", "stats", "--timeout", "5", "--json")
+    pools = {name.split("@")[0]: reply["pool"] for line in stats.stdout.splitlines() if line.startswith("{")
+             for name, reply in json.loads(line).items()}
+    assert {name: pool["max-tasks-per-child"] for name, pool in pools.items()} == {
+        "dmaas-worker1": MAX_TASKS, "dmaas-worker2": MAX_TASKS}, stats.stdout + stats.stderr
+    workers = [pids["worker1"], pids["worker2"]]
+    pool_before = {pid for worker in workers for pid in live_children(worker)}
+    assert len(pool_before) == 2  # one pool process each (DMAAS_PROD_CONCURRENCY=1)
+    sender = Celery("dmaas-prod-test", broker=production.env["CELERY_BROKER_URL"], set_as_current=False)
+    try:
+        for _ in range(2 * MAX_TASKS + 1):  # 5 tasks over 2 pool processes: at least one runs 3
+            sender.send_task("portal.tasks.ping")
+    finally:
+        sender.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (
+            pool_before - {pid for worker in workers for pid in live_children(worker)}):
+        time.sleep(0.2)
+    pool_after = {pid for worker in workers for pid in live_children(worker)}
+    assert pool_before - pool_after, "no pool process was replaced after its tasks"
+    deadline = time.monotonic() + 30  # each replaced one is followed by a fresh one
+    while time.monotonic() < deadline and len({pid for w in workers for pid in live_children(w)}) != 2:
+        time.sleep(0.2)
+    assert len({pid for worker in workers for pid in live_children(worker)}) == 2
+
     # SIGTERM to the script alone stops everything it started.
-    everything = _descendants(production["proc"].pid)
+    everything = descendants(production.proc.pid)
     assert set(pids.values()) <= everything
     stop_started = time.monotonic()
-    production["proc"].send_signal(signal.SIGTERM)
-    assert production["proc"].wait(60) == 143
+    production.proc.send_signal(signal.SIGTERM)
+    assert production.proc.wait(60) == 143
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_running(pid) for pid in everything):
+    while time.monotonic() < deadline and any(running(pid) for pid in everything):
         time.sleep(0.2)
-    assert not [pid for pid in everything if _running(pid)]
+    assert not [pid for pid in everything if running(pid)]
     sys.stderr.write(f"\nscripts/prod: healthy after {ready_seconds:.1f} s, "
                      f"stopped in {time.monotonic() - stop_started:.1f} s\n")
 
 
 def test_scripts_prod_refuses_the_embedded_defaults(tmp_path):
-    result = subprocess.run([str(ROOT / "scripts" / "prod")], cwd=ROOT, env=_clean_env(), capture_output=True,
+    result = subprocess.run([str(ROOT / "scripts" / "prod")], cwd=ROOT, env=clean_env(), capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 2
     assert "DATABASE_URL must be set" in result.stderr
