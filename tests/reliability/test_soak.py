@@ -9,7 +9,9 @@ private Redis: gunicorn with 2 workers, one Celery worker with its prefork pool 
 default) and beat. This process only drives them: hourly runs of 10 models sent back to back as beat
 sends them (`fire_schedule`), and, all the while, HTTP calls to gunicorn at a steady rate from 2 clients:
 API reads, searches, the editor's checks, saves (a commit each, a new change every 200) with a token,
-and pages with a session.
+and pages with a session. A day of hourly runs passes in minutes, so each model's measurement history is
+kept at what an hourly schedule's judging reads (`keep_history_as_hourly`): left alone it grows with every
+run, and the judging's memory with it, as production's never does.
 
 Sampled from /proc every minute after a warm-up, while the web clients pause and the worker is idle
 (its last run finished and judged): VmRSS, PSS and open file descriptors of each gunicorn worker (the
@@ -48,7 +50,8 @@ import pytest
 import runner.tasks
 from portal import tokens
 from portal.broker import redis_transport_options
-from runner.models import RUN_FINISHED, Run, Schedule
+from runner.models import RUN_FINISHED, Measurement, Run, Schedule
+from runner.observe import anomalies
 from tests.personas import PASSWORD
 from tests.production.prod import ROOT, descendants, live_children, running, scripts_prod
 from tests.runner.conftest import commit_to_main, postgres_warehouse  # noqa: F401 - a fixture
@@ -67,6 +70,9 @@ CLIENTS = 2
 GUARDS = ("DMAAS_PROD_WEB_MAX_REQUESTS", "DMAAS_PROD_WEB_MAX_REQUESTS_JITTER", "DMAAS_WORKER_MAX_TASKS_PER_CHILD",
           "DMAAS_WORKER_MAX_MEMORY_MB")
 MODELS = {f"models/soak_{i}.sql": f"{{{{ config(materialized='table') }}}}\nselect {i} as n\n" for i in range(10)}
+# The most measurements of a model the judging reads on an hourly schedule: the newest RECENT and those at
+# the same hour on each day of SEASON_WEEKS (runner.observe.record.history_of).
+HISTORY = anomalies.RECENT + 7 * anomalies.SEASON_WEEKS
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True),
               pytest.mark.skipif(not SOAK_SECONDS, reason="the soak is a command: set DMAAS_RELIABILITY_SOAK_SECONDS")]
 
@@ -87,7 +93,8 @@ def measure(pid: int) -> dict[str, int] | None:
     def kb(text: str, key: str) -> int:
         return int(re.search(rf"^{key}:\s+(\d+) kB", text, re.M).group(1))
 
-    return {"rss": kb(status, "VmRSS"), "pss": kb(rollup, "Pss"), "fds": fds, "children": len(descendants(pid))}
+    return {"rss": kb(status, "VmRSS"), "anon": kb(status, "RssAnon"), "file": kb(status, "RssFile"),
+            "pss": kb(rollup, "Pss"), "fds": fds, "children": len(descendants(pid))}
 
 
 def processes(web_master: int, worker: int) -> dict[str, list[int]]:
@@ -118,6 +125,22 @@ def summary(samples: list[dict[str, Any]], kind: str) -> dict[str, Any]:
             "worst_process": {"pid": worst[1], "growth": worst[0],
                               "rss_kb": [base[worst[1]]["rss"], last[worst[1]]["rss"]] if lived else []},
             "processes": len(last), "replaced": len(seen - set(last)), "slope_mb_per_h": slope}
+
+
+def keep_history_as_hourly() -> int:
+    """The soak fires a day's hourly runs in seconds, but a measurement's time is the wall clock, so every
+    measurement of the soak is 'the same hour' to the judging, whose history (read, fitted and cached per
+    model) would grow with every run, as it never does in production, where an hourly model's judging
+    reads at most HISTORY points. Older measurements beyond those are deleted, as the passing weeks would
+    leave them out of the read. Returns how many were deleted."""
+    deleted = 0
+    for name in (Path(path).stem for path in MODELS):
+        keep = list(Measurement.objects.filter(model=name).order_by("-measured_at", "-id")
+                    .values_list("pk", flat=True)[:HISTORY])
+        if len(keep) == HISTORY:
+            deleted += Measurement.objects.filter(model=name, measured_at__lte=Measurement.objects.get(
+                pk=keep[-1]).measured_at).exclude(pk__in=keep).delete()[1].get("runner.Measurement", 0)
+    return deleted
 
 
 # --------------------------------------------------------------------------- the web side's clients
@@ -284,6 +307,7 @@ def test_l6_soak(postgres_portal, postgres_warehouse, private_redis, tmp_path, s
     samples: list[dict[str, Any]] = []
     runs: list[str] = []
     run_seconds: list[float] = []
+    trimmed = 0
     with scripts_prod(folder, env) as prod, current(_app("dmaas-soak", broker_url=private_redis.url,
                                                          broker_transport_options=redis_transport_options(7200))):
         health = prod.wait_healthy()
@@ -313,6 +337,8 @@ def test_l6_soak(postgres_portal, postgres_warehouse, private_redis, tmp_path, s
                                  f"the soak's run of {slot:%d %H:%M} to finish", every=0.1)
                 runs.append(run.status)
                 run_seconds.append(time.monotonic() - sent)
+                if len(runs) % 10 == 0:
+                    trimmed += keep_history_as_hourly()
                 now = time.monotonic()
                 ending = now - began >= SOAK_SECONDS
                 if now < next_sample and not ending:
@@ -337,6 +363,11 @@ def test_l6_soak(postgres_portal, postgres_warehouse, private_redis, tmp_path, s
         finally:
             clients.finish()
         assert running(web_master) and running(worker), prod.logs()[-3000:]
+        logs = prod.logs()
+    # what the logs say of replacements: gunicorn's own line per recycled worker, and a pool process lost
+    # with a task in hand (Celery #5120: a recycled child's last task can be reported lost and run again)
+    restarts = {"web_max_requests": logs.count("Autorestarting worker after current request"),
+                "worker_lost": logs.count("WorkerLostError")}
     seconds = samples[-1]["t"] - samples[0]["t"]
     figures = {kind: summary(samples, kind) for kind in ("web", "worker")}
     calls, tally = clients.tally.count, clients.tally
@@ -355,11 +386,12 @@ def test_l6_soak(postgres_portal, postgres_warehouse, private_redis, tmp_path, s
                         f"{f['worst_process']['growth']:+.1%}), PSS {f['pss_kb'][0] / 1024:.0f} -> "
                         f"{f['pss_kb'][-1] / 1024:.0f} MB, FDs {f['fds'][0]} -> {f['fds'][-1]}, "
                         f"{f['processes']} processes, {f['replaced']} replaced"
-                        for kind, f in figures.items()))
+                        for kind, f in figures.items())
+            + f"; gunicorn workers recycled {restarts['web_max_requests']}, WorkerLostError {restarts['worker_lost']}")
     record("L6", line, seconds=round(samples[-1]["t"], 1), measured_s=round(seconds, 1), warmup_s=samples[0]["t"],
            recycle=RECYCLE, guards=guards, web_workers=WEB_WORKERS, rps=RPS, runs=len(runs), runs_failed=len(failed),
            run_p50_s=round(percentile(run_seconds, 50), 2), calls=calls, errors=errors, statuses=tally.statuses,
-           by_call=clients.by_call, saves=clients.saves, load=[s["load"] for s in samples],
+           by_call=clients.by_call, saves=clients.saves, measurements_trimmed=trimmed, restarts=restarts, load=[s["load"] for s in samples],
            warmup_sample=first, samples=samples,
            **{f"{kind}_rss_growth": round(f["rss_growth"], 4) for kind, f in figures.items()},
            **{f"{kind}_fds": f["fds"] for kind, f in figures.items()},
