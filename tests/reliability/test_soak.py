@@ -379,7 +379,7 @@ def test_l6_soak(postgres_portal, postgres_warehouse, private_redis, tmp_path, s
             f"{samples[0]['t']:.0f} s warm-up), scripts/prod ({WEB_WORKERS} gunicorn workers, 1 Celery worker, "
             f"prefork pool of 2), {mode}: {len(runs)} hourly runs of 10 models ({len(failed)} not successful), "
             f"{calls} HTTP calls at {RPS:g}/s ({errors} errors, p50 {percentile(tally.latencies, 50) * 1000:.0f} ms, "
-            f"p99 {percentile(tally.latencies, 99) * 1000:.0f} ms); load {samples[0]['load']:.1f}-"
+            f"p99 {percentile(tally.latencies, 99) * 1000:.0f} ms); load {min(s['load'] for s in samples):.1f}-"
             f"{max(s['load'] for s in samples):.1f}: "
             + "; ".join(f"{kind} RSS {f['rss_kb'][0] / 1024:.0f} -> {f['rss_kb'][-1] / 1024:.0f} MB "
                         f"({f['rss_growth']:+.1%}, {f['slope_mb_per_h']:+.1f} MB/h; worst process "
