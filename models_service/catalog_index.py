@@ -135,7 +135,7 @@ class _Texts:
         return j if j < len(self.strings) and self.strings[j] == text else None
 
     def starting(self, term: str) -> tuple[list[int], list[int]]:
-        """(the id of the string equal to `term`, if any; the ids of the longer ones it starts)."""
+        """(ids of the strings equal to `term`: one or none; ids of the longer ones that start with it)."""
         return _sorted_range(self.strings, term)
 
     def _words_for(self, run: str, starts: bool, ends: bool) -> list[int]:
