@@ -23,7 +23,7 @@ import heapq
 import re
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 # Ranks of a match, best first: the search page shows why a node was found. A node keeps its best.
@@ -59,6 +59,19 @@ class Entry:
     tags: dict[str, str]  # lower -> as written
     columns: tuple[tuple[str, str], ...]  # (lower name, name), in position order
     column_descriptions: tuple[tuple[str, str], ...]  # (lower description, column name), in position order
+
+
+def _postings(items: list[str], keys_of: Callable[[str], list[str]]) -> dict[str, list[int]]:
+    """Each key -> the positions in `items` whose `keys_of` yields it, in order, each position once."""
+    postings: dict[str, list[int]] = {}
+    for position, item in enumerate(items):
+        for key in set(keys_of(item)):
+            held = postings.get(key)
+            if held is None:
+                postings[key] = [position]
+            else:
+                held.append(position)
+    return postings
 
 
 def _grouped(lists: Iterable[list[int]]) -> tuple[array, array]:
@@ -103,24 +116,10 @@ class _Texts:
         self.strings = sorted(self._adding)
         self._holders = _grouped(self._adding[text] for text in self.strings)
         self._adding = None
-        by_word: dict[str, list[int]] = {}
-        for sid, text in enumerate(self.strings):
-            for word in set(_WORDS_RE.findall(text)):
-                held = by_word.get(word)
-                if held is None:
-                    by_word[word] = [sid]
-                else:
-                    held.append(sid)
+        by_word = _postings(self.strings, _WORDS_RE.findall)
         self.words = sorted(by_word)
         self._word_strings = _grouped(by_word[word] for word in self.words)
-        by_gram: dict[str, list[int]] = {}
-        for wid, word in enumerate(self.words):
-            for gram in set(_GRAMS_RE.findall(word)):
-                held = by_gram.get(gram)
-                if held is None:
-                    by_gram[gram] = [wid]
-                else:
-                    held.append(wid)
+        by_gram = _postings(self.words, _GRAMS_RE.findall)
         self._gram_words = {gram: array("i", wids) for gram, wids in by_gram.items()}
 
     # ----------------------------------------------------------------------- reading
